@@ -1,0 +1,164 @@
+"""The training task function: composed config in, run directory out.
+
+`train(cfg)` is what `python -m hebbian_es` runs (through Hydra) and what tests
+call in-process with a config from `compose`.  Every check that can fail on bad
+input runs before the run directory is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from hebbian_es import __version__, checkpoint
+from hebbian_es.loggers import read_metrics
+from hebbian_es.training import ESRun
+
+log = logging.getLogger("hebbian_es")
+
+
+def versions() -> dict[str, str]:
+    import gymnasium
+
+    return {
+        "hebbian_es": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gymnasium": gymnasium.__version__,
+    }
+
+
+def _format_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v:,}" for k, v in counts.items() if v)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run (or resume) an evolution run; returns the summary that is also written to summary.json."""
+    container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    torch.set_num_threads(int(container.get("torch_threads", 1)))
+    run_dir = Path(container["run_dir"]).resolve()
+    run = ESRun(container, run_dir)  # validates the whole config: raises ConfigError
+    saved = run.check_resumable()  # refuses another task's checkpoint before anything is written
+    counts = run.task.counts()
+    log.info("evolved parameters: %s", _format_counts(counts))
+    log.info("rule=%s coefficients/synapse=%d, run_dir=%s", run.task.rule.name, run.task.rule.coefficients_per_synapse, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if saved is None:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    else:
+        log.info("resuming from generation %d (%s)", saved["generation"], run_dir / "checkpoints" / checkpoint.LAST)
+    run.start()
+
+    wandb_logger = None
+    if container["logger"].get("wandb"):
+        from hebbian_es.loggers import WandbLogger
+
+        wandb_logger = WandbLogger(container["logger"]["wandb"], container, run_dir)
+    try:
+        from hebbian_es.lightning_module import HebbianESModule, make_trainer
+
+        val = container["validation"]
+        module = HebbianESModule(run, int(val.get("episodes", 0)))
+        if wandb_logger is not None:
+            module.on_generation.append(lambda m: wandb_logger.log(m, step=int(m["generation"])))
+        remaining = run.generations - run.generation
+        if remaining > 0:
+            every = int(val.get("every", 0))
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            warnings.filterwarnings("ignore", ".*`training_step` returns `None`.*")
+            trainer = make_trainer(
+                val_check_interval=min(every, remaining) if every > 0 else 1,
+                limit_val_batches=1 if every > 0 and val.get("episodes", 0) > 0 else 0,
+                enable_progress_bar=bool(container.get("progress_bar", True)),
+            )
+            trainer.fit(module)
+        summary = finish(run, container, counts)
+        test = container["test"]
+        if test.get("after_fit") and int(test.get("episodes", 0)) > 0:
+            results = run_test(run, container, which=test.get("checkpoint", "best"), episodes=int(test["episodes"]))
+            summary["test"] = {k: {s: v[s] for s in ("mean", "sd", "min", "max", "episodes")} for k, v in results["envs"].items()}
+            write_json(run_dir / "summary.json", summary)
+        if wandb_logger is not None:
+            wandb_logger.log_summary({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+            wandb_logger.log_image("fitness_curve", run_dir / "fitness_curve.png")
+        return summary
+    finally:
+        run.close()
+        if wandb_logger is not None:
+            wandb_logger.finish()
+
+
+def finish(run: ESRun, container: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
+    from hebbian_es.plots import fitness_curve
+
+    rows = merged_metrics(run.run_dir)
+    if rows:
+        fitness_curve(rows, run.run_dir / "fitness_curve.png", f"{run.task.envs[0].name} · rule={run.task.rule.name}")
+    train_rows = [r for r in rows if "pop_mean" in r]
+    summary = {
+        "env": run.task.envs[0].id,
+        "rule": run.task.rule.name,
+        "coefficients_per_synapse": run.task.rule.coefficients_per_synapse,
+        "counts": counts,
+        "seed": run.seed,
+        "generations_done": run.generation,
+        "generations": run.generations,
+        "best_center_return": run.best["fitness"],
+        "best_generation": run.best["generation"],
+        "final_pop_mean": train_rows[-1]["pop_mean"] if train_rows else None,
+        "final_center_return": train_rows[-1]["center_return"] if train_rows else None,
+        "env_steps": run.env_steps,
+        "wall_time_s": run.wall_time,
+        "nonfinite_fitness_total": run.nonfinite_total,
+        "versions": versions(),
+    }
+    write_json(run.run_dir / "summary.json", summary)
+    return summary
+
+
+def merged_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Training rows with the validation results of the same generation folded in."""
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    by_gen = {int(r["generation"]): r for r in rows}
+    for v in read_metrics(run_dir / "validation.jsonl"):
+        g = int(v["generation"]) - 1  # validation runs after generation g's update
+        if g in by_gen:
+            by_gen[g]["val_mean"] = v["val_mean"]
+    return rows
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def run_test(run: ESRun, container: dict[str, Any], which: str, episodes: int, early_stop: bool = False) -> dict[str, Any]:
+    """Test protocol through the Lightning module's test phase; writes test_<which>.json."""
+    from hebbian_es.lightning_module import HebbianESModule, make_trainer
+
+    path = checkpoint.find_checkpoint(run.run_dir, which)
+    saved = checkpoint.load(path)
+    checkpoint.check_compatible(saved["task"], run.task.fingerprint(), path)
+    module = HebbianESModule(run, 0, {"params": saved["params"], "episodes": episodes, "early_stop": early_stop})
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    make_trainer(enable_progress_bar=False).test(module, verbose=False)
+    results = module.test_results
+    assert results is not None
+    results.update({"checkpoint": str(path), "checkpoint_generation": saved["generation"]})
+    write_json(run.run_dir / f"test_{which}.json", results)
+    print(format_table(results), file=sys.stdout)
+    return results
+
+
+def format_table(results: dict[str, Any]) -> str:
+    lines = [f"{'env':<24} {'episodes':>8} {'mean':>10} {'sd':>9} {'min':>10} {'max':>10}"]
+    for name, s in results["envs"].items():
+        lines.append(f"{name:<24} {s['episodes']:>8} {s['mean']:>10.2f} {s['sd']:>9.2f} {s['min']:>10.2f} {s['max']:>10.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""Checkpoints: a dump of the optimiser state plus what resuming needs, written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hebbian_es.errors import ConfigError
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """Write to a temp file in the same directory, fsync, then rename: a kill never leaves a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def check_compatible(saved: dict[str, Any], expected: dict[str, Any], path: Path) -> None:
+    """A checkpoint from another rule or network is refused with the first difference."""
+    for key, want in expected.items():
+        got = saved.get(key)
+        if got != want:
+            raise ConfigError(
+                f"checkpoint {path} was made with {key}={_short(got)}, this config has {key}={_short(want)}; "
+                "use the run's own config or another run_dir"
+            )
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+def find_checkpoint(run_dir: Path, which: str = "best") -> Path:
+    allowed = ("best", "last")
+    if which not in allowed:
+        raise ConfigError(f"checkpoint={which!r}; allowed: {list(allowed)}")
+    path = run_dir / "checkpoints" / (BEST if which == "best" else LAST)
+    if not path.exists():
+        other = run_dir / "checkpoints" / (LAST if which == "best" else BEST)
+        if other.exists():
+            return other
+        raise ConfigError(f"run={str(run_dir)!r} has no checkpoints/{BEST} or {LAST}")
+    return path

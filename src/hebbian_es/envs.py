@@ -1,0 +1,276 @@
+"""Environments as data: everything env-specific comes from the env's config.
+
+Observation preprocessing, action squashing, early stopping and episode length
+are set in `conf/env/*.yaml`; nothing here branches on an environment's name.
+Wrappers named in the config (Hydra `_target_` entries) change what an env
+returns, e.g. which reward term counts as fitness.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hebbian_es.errors import ConfigError
+
+SQUASHES = {
+    "identity": lambda x, low, high: x,
+    "tanh": lambda x, low, high: torch.tanh(x),
+    "sigmoid": lambda x, low, high: torch.sigmoid(x),
+    "clip": lambda x, low, high: torch.clamp(x, low, high),
+    # tanh, then mapped affinely onto the action space's [low, high]
+    "rescale": lambda x, low, high: low + (torch.tanh(x) + 1.0) * 0.5 * (high - low),
+}
+
+
+@dataclass(frozen=True)
+class ObservationSpec:
+    """How a raw observation becomes network input."""
+
+    kind: str  # "vector", "pixels" or "onehot"
+    shape: tuple[int, ...]  # network input shape after preprocessing
+    raw_shape: tuple[int, ...] = ()
+    resize: tuple[int, int] | None = None
+    crop: tuple[int, int, int, int] | None = None  # top, bottom, left, right (pixels kept)
+    scale: float = 1.0
+    n_values: int = 0  # Discrete observation size
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    kind: str  # "box" or "discrete"
+    size: int  # network outputs
+    squash: tuple[str, ...] = ()
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """Stop an episode once more than `patience` consecutive steps had negative reward,
+    checked only after `min_steps` steps.  patience=None disables it."""
+
+    patience: int | None = None
+    min_steps: int = 0
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    id: str
+    make_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    wrappers: tuple[Mapping[str, Any], ...] = ()
+    max_episode_steps: int | None = None
+    observation: ObservationSpec | None = None
+    action: ActionSpec | None = None
+    early_stop: EarlyStop = EarlyStop()
+    name: str = ""
+
+
+def _check_gym_id(env_id: str) -> None:
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=5)
+    hint = f"; close matches: {close}" if close else "; see gymnasium.registry for the allowed ids"
+    raise ConfigError(f"env.id={env_id!r} is not a registered gymnasium id{hint}")
+
+
+def make_gym_env(spec: EnvSpec) -> gym.Env:
+    from hydra.utils import instantiate
+
+    kwargs = dict(spec.make_kwargs)
+    if spec.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = int(spec.max_episode_steps)
+    env = gym.make(spec.id, **kwargs)
+    for wrapper in spec.wrappers:
+        env = instantiate(wrapper, env=env)
+    return env
+
+
+def build_env_spec(cfg: Mapping[str, Any]) -> EnvSpec:
+    """Resolve an env config against the real env's spaces (builds one env to look)."""
+    env_id = cfg.get("id")
+    if not env_id:
+        raise ConfigError("env.id is missing; set env=<config or gymnasium id> or env.id=<gymnasium id>")
+    _check_gym_id(env_id)
+    max_steps = cfg.get("max_episode_steps")
+    if max_steps is not None and int(max_steps) < 1:
+        raise ConfigError(f"env.max_episode_steps must be >= 1 or null, got {max_steps}")
+    early = cfg.get("early_stop") or {}
+    patience = early.get("patience")
+    if patience is not None and int(patience) < 0:
+        raise ConfigError(f"env.early_stop.patience must be >= 0 or null, got {patience}")
+    base = EnvSpec(
+        id=env_id,
+        make_kwargs=dict(cfg.get("make_kwargs") or {}),
+        wrappers=tuple(dict(w) for w in (cfg.get("wrappers") or ())),
+        max_episode_steps=None if max_steps is None else int(max_steps),
+        early_stop=EarlyStop(None if patience is None else int(patience), int(early.get("min_steps", 0))),
+        name=str(cfg.get("name", env_id)),
+    )
+    try:
+        env = make_gym_env(base)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a bad make_kwargs or wrapper: say which
+        raise ConfigError(f"env.id={env_id!r} could not be built with make_kwargs/wrappers: {exc}") from exc
+    try:
+        obs = _observation_spec(env.observation_space, cfg.get("observation") or {})
+        act = _action_spec(env.action_space, cfg.get("action") or {})
+    finally:
+        env.close()
+    return EnvSpec(**{**base.__dict__, "observation": obs, "action": act})
+
+
+def _observation_spec(space: gym.Space, cfg: Mapping[str, Any]) -> ObservationSpec:
+    if isinstance(space, gym.spaces.Discrete):
+        return ObservationSpec("onehot", (int(space.n),), n_values=int(space.n))
+    if not isinstance(space, gym.spaces.Box):
+        raise ConfigError(f"observation space {space} is not supported; allowed: Box, Discrete")
+    kind = cfg.get("kind", "auto")
+    if kind == "auto":
+        kind = "pixels" if len(space.shape) == 3 else "vector"
+    if kind not in ("vector", "pixels"):
+        raise ConfigError(f"env.observation.kind={kind!r}; allowed: ['auto', 'vector', 'pixels']")
+    raw = tuple(int(d) for d in space.shape)
+    scale = float(cfg.get("scale", 255.0 if kind == "pixels" else 1.0))
+    if kind == "vector":
+        n = int(np.prod(raw))
+        return ObservationSpec("vector", (n,), raw_shape=raw, scale=scale)
+    if len(raw) != 3:
+        raise ConfigError(f"env.observation.kind=pixels needs an (H, W, C) observation, got shape {raw}")
+    h, w, c = raw
+    crop = cfg.get("crop")
+    if crop is not None:
+        top, bottom, left, right = (int(v) for v in crop)
+        if not (0 <= top < bottom <= h and 0 <= left < right <= w):
+            raise ConfigError(f"env.observation.crop={list(crop)} is outside the {h}x{w} frame")
+        h, w = bottom - top, right - left
+        crop = (top, bottom, left, right)
+    resize = cfg.get("resize")
+    if resize is not None:
+        resize = (int(resize[0]), int(resize[1]))
+        h, w = resize
+    return ObservationSpec("pixels", (c, h, w), raw_shape=raw, resize=resize, crop=crop, scale=scale)
+
+
+def _action_spec(space: gym.Space, cfg: Mapping[str, Any]) -> ActionSpec:
+    if isinstance(space, gym.spaces.Discrete):
+        return ActionSpec("discrete", int(space.n))
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ConfigError(f"action space {space} is not supported; allowed: Box (1-D), Discrete")
+    n = int(space.shape[0])
+    squash = cfg.get("squash", "clip")
+    squash = [squash] * n if isinstance(squash, str) else list(squash)
+    if len(squash) != n:
+        raise ConfigError(f"env.action.squash has {len(squash)} entries for a {n}-dim action space")
+    for s in squash:
+        if s not in SQUASHES:
+            raise ConfigError(f"env.action.squash={s!r} is not known; allowed: {sorted(SQUASHES)}")
+    return ActionSpec(
+        "box",
+        n,
+        tuple(squash),
+        tuple(float(v) for v in space.low),
+        tuple(float(v) for v in space.high),
+    )
+
+
+class ObservationBatcher:
+    """Turns a list of raw observations into a float32 network-input batch."""
+
+    def __init__(self, spec: ObservationSpec) -> None:
+        self.spec = spec
+
+    def __call__(self, raw: Sequence[Any]) -> torch.Tensor:
+        s = self.spec
+        if s.kind == "onehot":
+            idx = torch.as_tensor(np.asarray(raw, dtype=np.int64))
+            return F.one_hot(idx, s.n_values).to(torch.float32)
+        x = torch.from_numpy(np.stack(raw))
+        if s.kind == "vector":
+            x = x.reshape(len(raw), -1).to(torch.float32)
+            return x / s.scale if s.scale != 1.0 else x
+        if s.crop is not None:
+            top, bottom, left, right = s.crop
+            x = x[:, top:bottom, left:right]
+        x = x.permute(0, 3, 1, 2).to(torch.float32).div_(s.scale)
+        if s.resize is not None and tuple(x.shape[-2:]) != s.resize:
+            x = F.interpolate(x, size=s.resize, mode="bilinear", align_corners=False, antialias=True)
+        return x.contiguous()
+
+
+class ActionMapper:
+    """Turns network outputs (B, n) into env actions, per the env's config."""
+
+    def __init__(self, spec: ActionSpec) -> None:
+        self.spec = spec
+        if spec.kind == "box":
+            self.low = torch.tensor(spec.low)
+            self.high = torch.tensor(spec.high)
+            self.groups = {}
+            for i, name in enumerate(spec.squash):
+                self.groups.setdefault(name, []).append(i)
+
+    def __call__(self, out: torch.Tensor) -> np.ndarray:
+        if self.spec.kind == "discrete":
+            return out.argmax(dim=1).numpy()
+        if len(self.groups) == 1:
+            (name,) = self.groups
+            return SQUASHES[name](out, self.low, self.high).numpy()
+        act = torch.empty_like(out)
+        for name, idx in self.groups.items():
+            act[:, idx] = SQUASHES[name](out[:, idx], self.low[idx], self.high[idx])
+        return act.numpy()
+
+
+class EnvRunner:
+    """One long-lived env instance; reused across episodes."""
+
+    def __init__(self, spec: EnvSpec) -> None:
+        self.spec = spec
+        self.env = make_gym_env(spec)
+        self.negative_streak = 0
+        self.steps = 0
+
+    def reset(self, seed: int) -> Any:
+        self.negative_streak = 0
+        self.steps = 0
+        obs, _ = self.env.reset(seed=int(seed))
+        return obs
+
+    def step(self, action: Any) -> tuple[Any, float, bool]:
+        obs, reward, terminated, truncated, _ = self.env.step(action)
+        reward = float(reward)
+        self.steps += 1
+        self.negative_streak = self.negative_streak + 1 if reward < 0 else 0
+        es = self.spec.early_stop
+        stop = es.patience is not None and self.steps > es.min_steps and self.negative_streak > es.patience
+        return obs, reward, bool(terminated or truncated or stop)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class EnvPool:
+    """Env instances kept alive for the life of a process, grown on demand."""
+
+    def __init__(self) -> None:
+        self._pool: dict[str, list[EnvRunner]] = {}
+
+    def get(self, spec: EnvSpec, n: int) -> list[EnvRunner]:
+        runners = self._pool.setdefault(repr(spec), [])
+        while len(runners) < n:
+            runners.append(EnvRunner(spec))
+        return runners[:n]
+
+    def close(self) -> None:
+        for runners in self._pool.values():
+            for r in runners:
+                r.close()
+        self._pool.clear()

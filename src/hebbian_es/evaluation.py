@@ -1,0 +1,143 @@
+"""Evaluating population members: in-process, or across long-lived worker processes.
+
+A request names members of a population (which each worker materialises from
+seeds, EvoTorch-style) and the episodes to run; the reply is a returns matrix.
+Workers import torch and gymnasium only: never Lightning.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from hebbian_es.envs import ActionMapper, EnvPool, ObservationBatcher
+from hebbian_es.optim.base import Population
+from hebbian_es.rollout import run_lifetimes
+from hebbian_es.task import Task, build_task
+
+
+@dataclass(frozen=True)
+class Episodes:
+    """Episodes every member runs: env index (into task.envs), env reset seed, init seed."""
+
+    env_index: np.ndarray
+    env_seeds: np.ndarray
+    init_seeds: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.env_seeds)
+
+
+@dataclass
+class EvalResult:
+    returns: np.ndarray  # (members, episodes)
+    mean_sq: np.ndarray  # (members,) mean squared parameter, for the L2 penalty
+    env_steps: int
+
+
+class _Workspace:
+    """Per-process state: the task and its env instances, kept alive across generations."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.pool = EnvPool()
+        self.observe = [ObservationBatcher(e.observation) for e in task.envs]
+        self.act = [ActionMapper(e.action) for e in task.envs]
+
+    def evaluate(
+        self, population: Population, indices: Sequence[int], episodes: Episodes, batch_size: int
+    ) -> EvalResult:
+        indices = list(indices)
+        params = population.params(indices) if indices else torch.zeros((0, 0))
+        mean_sq = params.pow(2).mean(dim=1).numpy().astype(np.float64) if indices else np.zeros(0)
+        returns = np.zeros((len(indices), len(episodes)))
+        steps = 0
+        # One lifetime per (member, episode), grouped by env so a batch shares obs/action handling.
+        for env_idx in np.unique(episodes.env_index):
+            cols = np.flatnonzero(episodes.env_index == env_idx)
+            rows = [(m, c) for m in range(len(indices)) for c in cols]
+            for start in range(0, len(rows), max(1, batch_size)):
+                chunk = rows[start : start + max(1, batch_size)]
+                member_rows = torch.as_tensor([m for m, _ in chunk])
+                policy = self.task.policy(params.index_select(0, member_rows))
+                spec = self.task.envs[env_idx]
+                result = run_lifetimes(
+                    policy,
+                    self.pool.get(spec, len(chunk)),
+                    [episodes.env_seeds[c] for _, c in chunk],
+                    [episodes.init_seeds[c] for _, c in chunk],
+                    self.observe[env_idx],
+                    self.act[env_idx],
+                    self.task.max_steps,
+                )
+                for (m, c), r in zip(chunk, result.returns):
+                    returns[m, c] = r
+                steps += int(result.steps.sum())
+        return EvalResult(returns, mean_sq, steps)
+
+
+class SerialEvaluator:
+    """Evaluates in the calling process."""
+
+    def __init__(self, task: Task, batch_size: int = 64) -> None:
+        self.workspace = _Workspace(task)
+        self.batch_size = batch_size
+        self.workers = 1
+
+    def evaluate(self, population: Population, indices: Sequence[int], episodes: Episodes) -> EvalResult:
+        return self.workspace.evaluate(population, indices, episodes, self.batch_size)
+
+    def close(self) -> None:
+        self.workspace.pool.close()
+
+
+_WORKER: _Workspace | None = None
+
+
+def _init_worker(task_cfg: Mapping[str, Any], threads: int) -> None:
+    global _WORKER
+    torch.set_num_threads(threads)
+    _WORKER = _Workspace(build_task(task_cfg))
+
+
+def _work(args: tuple[Population, list[int], Episodes, int]) -> EvalResult:
+    assert _WORKER is not None
+    return _WORKER.evaluate(*args)
+
+
+class ProcessEvaluator:
+    """Splits the members into one chunk per worker; a chunk carries seeds, not vectors."""
+
+    def __init__(self, task_cfg: Mapping[str, Any], workers: int, batch_size: int = 64, threads: int = 1) -> None:
+        self.workers = workers
+        self.batch_size = batch_size
+        ctx = mp.get_context("spawn")
+        self.pool = ctx.Pool(workers, initializer=_init_worker, initargs=(dict(task_cfg), threads))
+
+    def evaluate(self, population: Population, indices: Sequence[int], episodes: Episodes) -> EvalResult:
+        indices = list(indices)
+        chunks = [c.tolist() for c in np.array_split(np.asarray(indices, dtype=np.int64), self.workers) if len(c)]
+        parts = self.pool.map(_work, [(population, c, episodes, self.batch_size) for c in chunks])
+        return EvalResult(
+            np.concatenate([p.returns for p in parts]) if parts else np.zeros((0, len(episodes))),
+            np.concatenate([p.mean_sq for p in parts]) if parts else np.zeros(0),
+            sum(p.env_steps for p in parts),
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+        self.pool.join()
+
+
+def make_evaluator(cfg: Mapping[str, Any], task: Task, task_cfg: Mapping[str, Any]) -> SerialEvaluator | ProcessEvaluator:
+    workers = cfg.get("workers", 1)
+    workers = (os.cpu_count() or 1) if workers in (None, "auto", 0) else int(workers)
+    batch = int(cfg.get("batch_size", 64))
+    if workers <= 1:
+        return SerialEvaluator(task, batch)
+    return ProcessEvaluator(task_cfg, workers, batch, int(cfg.get("threads_per_worker", 1)))

@@ -1,0 +1,89 @@
+"""Lightning organises the phases of a run: training (one step = one ES generation,
+manual optimisation), validation (the centre on fresh episodes every k generations)
+and test (the 100-rollout protocol).  The work itself lives in `training.ESRun`."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from hebbian_es.training import ESRun, test_protocol
+
+
+class HebbianESModule(pl.LightningModule):
+    def __init__(self, run: ESRun, validation_episodes: int, test_cfg: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.run = run
+        self.validation_episodes = validation_episodes
+        self.test_cfg = dict(test_cfg or {})
+        self.on_generation: list[Any] = []  # callbacks(metrics) — loggers hook in here
+        self.test_results: dict[str, Any] | None = None
+
+    # One batch per remaining generation; the batch content is the generation index.
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(list(range(self.run.generation, self.run.generations)), batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader([0], batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader([0], batch_size=None)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        m = self.run.step()
+        for fn in self.on_generation:
+            fn(m)
+        self.log_dict(
+            {"gen": float(m["generation"]), "best": m["best_center_return"], "mean": m["pop_mean"], "steps_s": m["steps_per_s"]},
+            prog_bar=True,
+            on_step=True,
+            on_epoch=False,
+            batch_size=1,
+        )
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        if self.validation_episodes <= 0:
+            return
+        m = self.run.validate(self.validation_episodes)
+        assert self.run.metrics is not None
+        for fn in self.on_generation:
+            fn(m)
+        self.run.metrics.write_validation(m)
+        self.log("val_mean", m["val_mean"], prog_bar=True, batch_size=1)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        params = self.test_cfg["params"]
+        self.test_results = test_protocol(
+            self.run.cfg,
+            params,
+            int(self.test_cfg["episodes"]),
+            int(self.run.seed),
+            bool(self.test_cfg.get("early_stop", False)),
+        )
+        for name, stats in self.test_results["envs"].items():
+            self.log(f"test/{name}/mean", stats["mean"], batch_size=1)
+
+    def configure_optimizers(self) -> None:
+        return None
+
+    def on_save_checkpoint(self, ckpt: dict[str, Any]) -> None:  # ESRun writes its own checkpoints
+        ckpt.clear()
+
+
+def make_trainer(**kwargs: Any) -> pl.Trainer:
+    torch.set_float32_matmul_precision("highest")
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    defaults.update(kwargs)
+    return pl.Trainer(**defaults)

@@ -1,0 +1,115 @@
+"""Run logging: a local JSONL + CSV always; Weights & Biases (offline by default) on request."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+class MetricsFile:
+    """metrics.jsonl and metrics.csv in the run dir, one row per generation.
+
+    On resume, rows of generations at or after the checkpoint are dropped first, so
+    a killed-and-restarted run leaves the same files as an uninterrupted one."""
+
+    def __init__(self, run_dir: Path, keep_below: int) -> None:
+        self.jsonl = Path(run_dir) / "metrics.jsonl"
+        self.csv = Path(run_dir) / "metrics.csv"
+        self.validation = Path(run_dir) / "validation.jsonl"
+        self.jsonl.parent.mkdir(parents=True, exist_ok=True)
+        # validation after generation g's update is tagged g + 1
+        val = [r for r in read_metrics(self.validation) if int(r["generation"]) <= keep_below]
+        with open(self.validation, "w") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in val)
+        rows = [r for r in read_metrics(self.jsonl) if int(r["generation"]) < keep_below]
+        self.columns: list[str] | None = list(rows[0]) if rows else None
+        with open(self.jsonl, "w") as fh:
+            for r in rows:
+                fh.write(json.dumps(r) + "\n")
+        with open(self.csv, "w", newline="") as fh:
+            if rows:
+                writer = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        clean = {k: _clean(v) for k, v in row.items()}
+        with open(self.jsonl, "a") as fh:
+            fh.write(json.dumps(clean) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        header = self.columns is None
+        if header:
+            self.columns = list(clean)
+        with open(self.csv, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore")
+            if header:
+                writer.writeheader()
+            writer.writerow(clean)
+
+    def write_validation(self, row: Mapping[str, Any]) -> None:
+        with open(self.validation, "a") as fh:
+            fh.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+
+    def close(self) -> None:
+        pass
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Rows of a metrics.jsonl; a torn last line (killed mid-write) is skipped."""
+    rows = []
+    if not Path(path).exists():
+        return rows
+    with open(path) as fh:
+        for line in fh:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+class WandbLogger:
+    """One W&B run per job; `finish()` always called by the owner."""
+
+    def __init__(self, cfg: Mapping[str, Any], run_config: Mapping[str, Any], run_dir: Path) -> None:
+        import wandb
+
+        mode = cfg.get("mode", "offline")
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self.wandb = wandb
+        self.run = wandb.init(
+            project=cfg.get("project", "hebbian_es"),
+            entity=cfg.get("entity"),
+            group=cfg.get("group"),
+            name=cfg.get("name"),
+            tags=list(cfg.get("tags") or []),
+            mode=mode,
+            dir=str(cfg.get("dir") or run_dir),
+            config=dict(run_config),
+            id=cfg.get("id"),
+            resume="allow" if cfg.get("id") else None,
+        )
+
+    def log(self, metrics: Mapping[str, Any], step: int) -> None:
+        self.run.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
+
+    def log_summary(self, summary: Mapping[str, Any]) -> None:
+        for k, v in summary.items():
+            self.run.summary[k] = v
+
+    def log_image(self, key: str, path: Path) -> None:
+        self.run.log({key: self.wandb.Image(str(path))})
+
+    def finish(self) -> None:
+        self.run.finish()

@@ -1,0 +1,217 @@
+"""An evolution run: generations, validation, checkpoints, metrics and the test protocol.
+
+`ESRun` holds the loop's state and does the work; the Lightning module in
+`lightning_module.py` only organises its phases.  Nothing here imports Lightning.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from hebbian_es import checkpoint
+from hebbian_es.errors import ConfigError
+from hebbian_es.evaluation import Episodes, make_evaluator
+from hebbian_es.loggers import MetricsFile
+from hebbian_es.optim import make_optimizer
+from hebbian_es.optim.base import ExplicitPopulation, PopulationWithCenter
+from hebbian_es.task import TEST, TRAIN, VALIDATION, Task, build_task, episode_seeds
+
+RESUME_MODES = ("auto", "never")
+
+
+def _episodes(seed: int, stream: int, index: int, n: int) -> Episodes:
+    env_seeds, init_seeds = episode_seeds(seed, stream, index, n)
+    return Episodes(np.zeros(n, dtype=np.int64), env_seeds, init_seeds)
+
+
+def without_early_stop(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The same task config with the env's early-stop rule switched off (test protocol)."""
+    out = json.loads(json.dumps(cfg))
+    out["env"]["early_stop"] = {"patience": None, "min_steps": 0}
+    return out
+
+
+class ESRun:
+    """One evolution run in one directory; resumable from `checkpoints/last.pt`."""
+
+    def __init__(self, cfg: Mapping[str, Any], run_dir: Path) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.seed = int(cfg["seed"])
+        self.generations = int(cfg["generations"])
+        if self.generations < 0:
+            raise ConfigError(f"generations={self.generations}: must be >= 0")
+        fit = cfg["fitness"]
+        self.episodes_per_eval = int(fit.get("episodes", 1))
+        if self.episodes_per_eval < 1:
+            raise ConfigError(f"fitness.episodes={self.episodes_per_eval}: must be >= 1")
+        self.l2_penalty = float(fit.get("l2_penalty", 0.0))
+        if cfg.get("resume", "auto") not in RESUME_MODES:
+            raise ConfigError(f"resume={cfg.get('resume')!r}; allowed: {list(RESUME_MODES)}")
+        self.task: Task = build_task(cfg)
+        self.optimizer = make_optimizer(cfg["optimizer"])
+        self.state = self.optimizer.init(self.task.initial_center(self.seed), self.seed)
+        self.best: dict[str, Any] = {"fitness": -math.inf, "generation": -1}
+        self.env_steps = 0
+        self.wall_time = 0.0
+        self.nonfinite_total = 0
+        self.resumed_from: int | None = None
+        self.evaluator: Any = None
+        self.metrics: MetricsFile | None = None
+
+    # ---- state ---------------------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        return int(self.state.generation)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def check_resumable(self) -> dict[str, Any] | None:
+        """Load `last.pt` if resuming; refuse a checkpoint from another task before anything is written."""
+        path = self.ckpt_dir / checkpoint.LAST
+        if self.cfg.get("resume", "auto") == "never" or not path.exists():
+            if path.exists():
+                raise ConfigError(
+                    f"run_dir={str(self.run_dir)!r} already holds a run and resume=never; choose another run_dir"
+                )
+            return None
+        saved = checkpoint.load(path)
+        checkpoint.check_compatible(saved["task"], self.task.fingerprint(), path)
+        checkpoint.check_compatible({"seed": saved["seed"]}, {"seed": self.seed}, path)
+        return saved
+
+    def restore(self, saved: Mapping[str, Any]) -> None:
+        self.state = self.optimizer.load_state_dict(saved["optimizer"])
+        self.best = dict(saved["best"])
+        self.env_steps = int(saved["env_steps"])
+        self.wall_time = float(saved["wall_time"])
+        self.nonfinite_total = int(saved.get("nonfinite_total", 0))
+        self.resumed_from = self.generation
+
+    def _checkpoint_payload(self, state: Any) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "task": self.task.fingerprint(),
+            "seed": self.seed,
+            "optimizer": self.optimizer.state_dict(state),
+            "generation": int(state.generation),
+            "best": self.best,
+            "env_steps": self.env_steps,
+            "wall_time": self.wall_time,
+            "nonfinite_total": self.nonfinite_total,
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+        }
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        saved = self.check_resumable()
+        if saved is not None:
+            self.restore(saved)
+        self.metrics = MetricsFile(self.run_dir, keep_below=self.generation)
+        self.evaluator = make_evaluator(self.cfg["evaluator"], self.task, self.cfg)
+
+    def close(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.close()
+            self.evaluator = None
+        if self.metrics is not None:
+            self.metrics.close()
+
+    # ---- one generation ------------------------------------------------------------------
+    def step(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        gen = self.generation
+        state, population = self.optimizer.ask(self.state)
+        center = self.optimizer.center(state)
+        request = PopulationWithCenter(population, center)
+        n = population.size
+        result = self.evaluator.evaluate(request, range(n + 1), _episodes(self.seed, TRAIN, gen, self.episodes_per_eval))
+        returns = result.returns.mean(axis=1)
+        fitness = returns[:n] - self.l2_penalty * result.mean_sq[:n]
+        center_return = float(returns[n])
+        nonfinite = int((~np.isfinite(fitness)).sum())
+        self.nonfinite_total += nonfinite
+        self.state = self.optimizer.tell(state, population, fitness)
+        self.env_steps += result.env_steps
+        seconds = time.perf_counter() - t0
+        self.wall_time += seconds
+        finite = returns[:n][np.isfinite(returns[:n])]
+        metrics = {
+            "generation": gen,
+            "pop_mean": float(finite.mean()) if len(finite) else float("nan"),
+            "pop_max": float(finite.max()) if len(finite) else float("nan"),
+            "pop_min": float(finite.min()) if len(finite) else float("nan"),
+            "fitness_mean": float(np.nanmean(np.where(np.isfinite(fitness), fitness, np.nan))) if len(finite) else float("nan"),
+            "center_return": center_return,
+            **self.optimizer.scalars(state),
+            "nonfinite": nonfinite,
+            "env_steps": self.env_steps,
+            "gen_seconds": seconds,
+            "steps_per_s": result.env_steps / seconds if seconds > 0 else 0.0,
+            "wall_time": self.wall_time,
+        }
+        if math.isfinite(center_return) and center_return > self.best["fitness"]:
+            self.best = {"fitness": center_return, "generation": gen}
+            payload = self._checkpoint_payload(state)  # the centre that earned it, before `tell`
+            payload["params"] = center.clone()
+            checkpoint.atomic_save(payload, self.ckpt_dir / checkpoint.BEST)
+        last = self._checkpoint_payload(self.state)
+        last["params"] = self.optimizer.center(self.state).clone()
+        checkpoint.atomic_save(last, self.ckpt_dir / checkpoint.LAST)
+        metrics["best_center_return"] = self.best["fitness"]
+        assert self.metrics is not None
+        self.metrics.write(metrics)
+        return metrics
+
+    def validate(self, episodes: int) -> dict[str, float]:
+        center = self.optimizer.center(self.state)
+        res = self.evaluator.evaluate(
+            ExplicitPopulation(center.unsqueeze(0)), [0], _episodes(self.seed, VALIDATION, self.generation, episodes)
+        )
+        r = res.returns[0]
+        return {"val_mean": float(np.mean(r)), "val_std": float(np.std(r)), "generation": self.generation}
+
+
+def test_protocol(
+    cfg: Mapping[str, Any],
+    params: torch.Tensor,
+    episodes: int,
+    seed: int,
+    early_stop: bool = False,
+) -> dict[str, Any]:
+    """The paper's test protocol: `episodes` lifetimes, each from fresh random initial
+    weights, on env seeds disjoint from training and validation; no early stop unless asked."""
+    task_cfg = cfg if early_stop else without_early_stop(cfg)
+    task = build_task(task_cfg)
+    evaluator = make_evaluator(cfg["evaluator"], task, task_cfg)
+    try:
+        res = evaluator.evaluate(ExplicitPopulation(params.unsqueeze(0)), [0], _episodes(seed, TEST, 0, episodes))
+    finally:
+        evaluator.close()
+    r = res.returns[0]
+    env = task.envs[0]
+    return {
+        "envs": {
+            env.name: {
+                "env_id": env.id,
+                "episodes": int(episodes),
+                "mean": float(np.mean(r)),
+                "sd": float(np.std(r)),
+                "min": float(np.min(r)),
+                "max": float(np.max(r)),
+                "returns": [float(x) for x in r],
+            }
+        },
+        "early_stop": bool(early_stop),
+        "seed": int(seed),
+    }
