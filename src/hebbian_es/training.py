@@ -199,17 +199,20 @@ def test_protocol(
     finally:
         evaluator.close()
     r = res.returns[0]
+    ok = r[np.isfinite(r)]  # a lifetime whose weights blew up has no return: counted apart
     env = task.envs[0]
+    stat = (lambda fn: float(fn(ok))) if len(ok) else (lambda fn: float("nan"))
     return {
         "envs": {
             env.name: {
                 "env_id": env.id,
                 "episodes": int(episodes),
-                "mean": float(np.mean(r)),
-                "sd": float(np.std(r)),
-                "min": float(np.min(r)),
-                "max": float(np.max(r)),
-                "returns": [float(x) for x in r],
+                "mean": stat(np.mean),
+                "sd": stat(np.std),
+                "min": stat(np.min),
+                "max": stat(np.max),
+                "nonfinite": int(len(r) - len(ok)),
+                "returns": [float(x) if np.isfinite(x) else None for x in r],
             }
         },
         "early_stop": bool(early_stop),

@@ -1,0 +1,81 @@
+"""`python -m hebbian_es.evaluate run=<dir> [episodes=100] [checkpoint=best|last] ...`
+
+The paper's test protocol on a finished or interrupted run: N lifetimes of the
+saved centre, each from fresh random initial weights, on env seeds disjoint
+from training and validation, no early stop unless asked.  Prints a table and
+writes <run>/test_<checkpoint>.json.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from omegaconf import OmegaConf
+
+from hebbian_es.errors import ConfigError
+
+
+@dataclass
+class EvaluateArgs:
+    run: Optional[str] = None
+    episodes: int = 100
+    checkpoint: str = "best"  # best | last
+    early_stop: bool = False
+    seed: Optional[int] = None  # default: the run's seed
+    workers: Optional[int] = None  # default: the run's evaluator.workers
+
+
+def parse_args(argv: Sequence[str]) -> EvaluateArgs:
+    allowed = [f.name for f in fields(EvaluateArgs)]
+    for arg in argv:
+        key = arg.split("=", 1)[0]
+        if "=" not in arg or key not in allowed:
+            raise ConfigError(f"unknown argument {arg!r}; allowed: {', '.join(k + '=' for k in allowed)}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(EvaluateArgs), OmegaConf.from_dotlist(list(argv)))
+    except Exception as exc:  # a value of the wrong type
+        raise ConfigError(str(exc).splitlines()[0]) from None
+    args = EvaluateArgs(**OmegaConf.to_container(merged))  # type: ignore[arg-type]
+    if not args.run:
+        raise ConfigError("run=<run dir> is required")
+    if args.episodes < 1:
+        raise ConfigError(f"episodes={args.episodes}: must be >= 1")
+    return args
+
+
+def evaluate(args: EvaluateArgs) -> dict[str, Any]:
+    from hebbian_es.app import run_test
+    from hebbian_es.checkpoint import find_checkpoint
+    from hebbian_es.training import ESRun
+
+    run_dir = Path(args.run).resolve()
+    config = run_dir / "config.yaml"
+    if not config.exists():
+        raise ConfigError(f"run={args.run!r} has no config.yaml: not a hebbian_es run directory")
+    find_checkpoint(run_dir, args.checkpoint)  # a clear error before anything heavy
+    cfg: dict[str, Any] = OmegaConf.to_container(OmegaConf.load(config), resolve=True)  # type: ignore[assignment]
+    if args.seed is not None:
+        cfg["seed"] = args.seed
+    if args.workers is not None:
+        cfg["evaluator"]["workers"] = args.workers
+    run = ESRun(cfg, run_dir)
+    return run_test(run, cfg, args.checkpoint, args.episodes, early_stop=args.early_stop)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return
+    try:
+        evaluate(parse_args(argv))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
