@@ -11,7 +11,6 @@ import json
 import logging
 import platform
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +71,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         remaining = run.generations - run.generation
         if remaining > 0:
             every = int(val.get("every", 0))
-            warnings.filterwarnings("ignore", ".*does not have many workers.*")
-            warnings.filterwarnings("ignore", ".*`training_step` returns `None`.*")
             trainer = make_trainer(
                 val_check_interval=min(every, remaining) if every > 0 else 1,
                 limit_val_batches=1 if every > 0 and val.get("episodes", 0) > 0 else 0,
@@ -147,7 +144,6 @@ def run_test(run: ESRun, container: dict[str, Any], which: str, episodes: int, e
     saved = checkpoint.load(path)
     checkpoint.check_compatible(saved["task"], run.task.fingerprint(), path)
     module = HebbianESModule(run, 0, {"params": saved["params"], "episodes": episodes, "early_stop": early_stop})
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
     make_trainer(enable_progress_bar=False).test(module, verbose=False)
     results = module.test_results
     assert results is not None

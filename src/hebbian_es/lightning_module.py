@@ -4,10 +4,11 @@ and test (the 100-rollout protocol).  The work itself lives in `training.ESRun`.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any, Mapping
 
 import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader
 
 from hebbian_es.training import ESRun, test_protocol
@@ -75,7 +76,10 @@ class HebbianESModule(pl.LightningModule):
 
 
 def make_trainer(**kwargs: Any) -> pl.Trainer:
-    torch.set_float32_matmul_precision("highest")
+    # Lightning's notes about GPUs, optimisers and its own deprecations say nothing about an ES run.
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    for pattern in (".*configure_optimizers.*", ".*LeafSpec.*", ".*does not have many workers.*", ".*training_step.*returns `None`.*"):
+        warnings.filterwarnings("ignore", pattern)
     defaults = dict(
         accelerator="cpu",
         devices=1,
