@@ -20,10 +20,6 @@ import torch
 
 from hebbian_es.errors import ConfigError
 
-# Each term, as a function of pre (B, in) and post (B, out), broadcast to (B, out, in).
-TERMS = ("hebb", "pre", "post", "const")
-
-
 @dataclass(frozen=True)
 class HebbianRule:
     """A plasticity rule.  `plastic=False` is the static-weight baseline."""
@@ -66,6 +62,15 @@ class HebbianRule:
         return inner if outer is None else inner.add_(outer)
 
 
+# Each term as a function of pre (B, 1, in) and post (B, out, 1); None = the constant 1.
+TERM_VALUES = {
+    "hebb": lambda pre_b, post_b: post_b * pre_b,
+    "pre": lambda pre_b, post_b: pre_b,
+    "post": lambda pre_b, post_b: post_b,
+    "const": None,
+}
+
+
 def _weighted_terms(
     terms: tuple[tuple[str, str], ...],
     coeffs: torch.Tensor,
@@ -76,14 +81,8 @@ def _weighted_terms(
     acc: torch.Tensor | None = None
     for idx, (_, term) in enumerate(terms):
         c = coeffs[:, offset + idx]
-        if term == "hebb":
-            value = c * (post_b * pre_b)
-        elif term == "pre":
-            value = c * pre_b
-        elif term == "post":
-            value = c * post_b
-        else:  # const
-            value = c.clone()
+        fn = TERM_VALUES[term]
+        value = c.clone() if fn is None else c * fn(pre_b, post_b)
         acc = value if acc is None else acc.add_(value)
     return acc
 

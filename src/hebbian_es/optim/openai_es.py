@@ -8,7 +8,7 @@ resuming from a checkpoint replays exactly the same noise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -104,6 +104,3 @@ class OpenAIES:
 
     def scalars(self, state: ESState) -> dict[str, float]:
         return {"lr": state.lr, "sigma": state.sigma}
-
-    def with_settings(self, **changes: Any) -> "OpenAIES":
-        return replace(self, **changes)
