@@ -16,8 +16,10 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from hebbian_es import __version__, checkpoint
+from hebbian_es.errors import ConfigError
 from hebbian_es.loggers import read_metrics
 from hebbian_es.training import ESRun
 
@@ -39,9 +41,19 @@ def _format_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}={v:,}" for k, v in counts.items() if v)
 
 
+def resolve(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config as plain data; a missing or unresolvable value is a ConfigError."""
+    if "env" in cfg and OmegaConf.is_missing(cfg.env, "id"):
+        raise ConfigError("env.id is missing; set env=<config or gymnasium id> or env.id=<gymnasium id>")
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run (or resume) an evolution run; returns the summary that is also written to summary.json."""
-    container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    container = resolve(cfg)
     torch.set_num_threads(int(container.get("torch_threads", 1)))
     run_dir = Path(container["run_dir"]).resolve()
     run = ESRun(container, run_dir)  # validates the whole config: raises ConfigError

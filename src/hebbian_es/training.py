@@ -45,6 +45,8 @@ class ESRun:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.seed = int(cfg["seed"])
+        if self.seed < 0:
+            raise ConfigError(f"seed={self.seed}: must be a non-negative integer")
         self.generations = int(cfg["generations"])
         if self.generations < 0:
             raise ConfigError(f"generations={self.generations}: must be >= 0")

@@ -55,6 +55,8 @@ class OpenAIES:
                 raise ConfigError(f"optimizer.{key}={getattr(self, key)}: must be in (0, 1]")
 
     def init(self, x0: torch.Tensor, seed: int) -> ESState:
+        if int(seed) < 0:
+            raise ConfigError(f"seed={seed}: must be a non-negative integer")
         return ESState(x0.detach().to(torch.float32).clone(), float(self.lr), float(self.sigma), 0, int(seed))
 
     def _noise_seeds(self, state: ESState) -> np.ndarray:
