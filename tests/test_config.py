@@ -46,7 +46,7 @@ def hydra_ctx():
 
 
 def compose_dict(*overrides: str) -> dict:
-    cfg = compose(config_name="train", overrides=list(overrides))
+    cfg = compose(config_name="train", overrides=["run_dir=unused", *overrides])
     return OmegaConf.to_container(cfg, resolve=True)
 
 

@@ -1,9 +1,12 @@
 """End-to-end: whole runs through the task function, the CLI and the evaluate CLI.
 
 In-process runs compose the shipped config tree exactly as `python -m hebbian_es`
-does (lightning-hydra-template style) and call `hebbian_es.app.train(cfg)`;
-CLI runs start `python -m hebbian_es` with the interpreter running the tests.
-`debug=default` keeps every run to a few generations of a population of 8.
+does (lightning-hydra-template style) and call `hebbian_es.app.train(cfg)`; there
+`run_dir` is set directly, since `${hydra:runtime.output_dir}` has no value outside
+a Hydra run.  CLI runs start `python -m hebbian_es` with the interpreter running the
+tests and choose the run directory the documented way, `hydra.run.dir=<dir>`
+(`run_dir` is Hydra's output dir).  `debug=default` keeps every run to a few
+generations of a population of 8.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -125,7 +127,7 @@ def debug_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 def test_in_process_run_writes_every_artefact(debug_run: SimpleNamespace) -> None:
     d = debug_run.dir
     for name in ("config.yaml", "metrics.jsonl", "metrics.csv", "validation.jsonl", "summary.json",
-                 "fitness_curve.png", "test_best.json", "checkpoints/last.pt", "checkpoints/best.pt"):
+                 "fitness_curve.png", "test_last.json", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (d / name).is_file(), f"{name} missing from the run dir"
 
     cfg = OmegaConf.load(d / "config.yaml")
@@ -189,11 +191,11 @@ def test_in_process_run_writes_every_artefact(debug_run: SimpleNamespace) -> Non
     png = (d / "fitness_curve.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
 
-    test = json.loads((d / "test_best.json").read_text())
+    test = json.loads((d / "test_last.json").read_text())
     stats = test["envs"]["cartpole"]
     assert stats["env_id"] == "CartPole-v1" and stats["episodes"] == len(stats["returns"]) == DEBUG_TEST_EPISODES
     assert stats["mean"] == pytest.approx(np.mean(stats["returns"]))
-    assert test["checkpoint"].endswith("best.pt") and test["checkpoint_generation"] == best_gen
+    assert test["checkpoint"].endswith("last.pt") and test["checkpoint_generation"] == DEBUG_GENERATIONS
     assert summary["test"]["cartpole"]["mean"] == stats["mean"]
 
 
@@ -292,13 +294,14 @@ def _generation_of(path: Path) -> int:
 @pytest.mark.slow
 def test_kill_and_restart_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "hebbian_es", *KILL_ARGS, f"run_dir={killed}"]
+    cmd = [sys.executable, "-m", "hebbian_es", *KILL_ARGS, f"hydra.run.dir={killed}"]
     last = killed / "checkpoints" / "last.pt"
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with open(tmp_path / "first.log", "w") as log:  # a file, not a pipe nobody drains
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while _generation_of(last) < 5:
-            assert proc.poll() is None, f"the run ended before it could be killed:\n{proc.stderr.read()}"
+            assert proc.poll() is None, "the run ended before it could be killed:\n" + (tmp_path / "first.log").read_text()
             assert time.monotonic() < deadline, "no checkpoint of generation 5 within 120 s"
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
@@ -326,52 +329,43 @@ def test_kill_and_restart_matches_an_uninterrupted_run(tmp_path: Path) -> None:
         k: v for k, v in b["optimizer"].items() if k != "center"
     }
     assert a["best"] == b["best"] and a["env_steps"] == b["env_steps"]
-    assert torch.equal(load_ckpt(killed / "checkpoints" / "best.pt")["params"], load_ckpt(reference / "checkpoints" / "best.pt")["params"])
+    best_a, best_b = (load_ckpt(d / "checkpoints" / "best.pt") for d in (killed, reference))
+    assert best_a["generation"] == best_b["generation"] and torch.equal(best_a["params"], best_b["params"])
 
     got, want = rows(killed / "metrics.jsonl"), rows(reference / "metrics.jsonl")
     assert [r["generation"] for r in got] == list(range(40))
     assert untimed(got) == untimed(want)
-    strip = lambda t: [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in t]  # noqa: E731
-    assert strip(csv_rows(killed / "metrics.csv")) == strip(csv_rows(reference / "metrics.csv"))
+    assert untimed(csv_rows(killed / "metrics.csv")) == untimed(csv_rows(reference / "metrics.csv"))
     assert (killed / "config.yaml").read_text() == (reference / "config.yaml").read_text().replace(
         str(reference), str(killed)
     )
+    log = (killed / "train.log").read_text()  # appended by both processes
+    assert log.count("evolved parameters") == 2 and "resuming from generation" in log
+    assert not any(tmp_path.glob("outputs")), "nothing written under the working directory"
 
 
 class _Killed(BaseException):
     """Stands in for SIGKILL at a precise point of a generation (Lightning re-raises it)."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (training.ESRun.step): checkpoints/last.pt of generation g+1 is saved before metrics row g is "
-    "written; a kill between the two leaves a checkpoint that resumes at g+1 while MetricsFile keeps only "
-    "rows < g+1, so row g is lost for good and the resumed metrics.jsonl/csv have a gap",
-)
 def test_kill_between_checkpoint_and_metrics_row_loses_no_row(tmp_path: Path) -> None:
     overrides = ("generations=5", "test.after_fit=false", "validation.every=0")
     real_write = MetricsFile.write
 
     def write(self, row):
         if row["generation"] == 2:
-            raise _Killed  # last.pt already says generation 3
+            raise _Killed  # killed after generation 2's update, before its row and last.pt
         return real_write(self, row)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(MetricsFile, "write", write)
         with pytest.raises(_Killed):
             train_run(tmp_path / "run", *overrides)
-    assert load_ckpt(tmp_path / "run" / "checkpoints" / "last.pt")["generation"] == 3
+    assert load_ckpt(tmp_path / "run" / "checkpoints" / "last.pt")["generation"] == 2
     train_run(tmp_path / "run", *overrides)  # restart
     assert [r["generation"] for r in rows(tmp_path / "run" / "metrics.jsonl")] == list(range(5))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (app.train): validation runs every `validation.every` generations counted from where the "
-    "Trainer started (val_check_interval=min(every, remaining)), so a resumed run validates at other "
-    "generations than an uninterrupted one (every=2, resumed at 3 of 6: generations 2, 5 instead of 2, 4, 6)",
-)
 def test_resumed_run_validates_at_the_same_generations(tmp_path: Path) -> None:
     overrides = ("generations=6", "test.after_fit=false", "validation.every=2", "validation.episodes=1")
     train_run(tmp_path / "whole", *overrides)
@@ -394,7 +388,7 @@ def test_resumed_run_validates_at_the_same_generations(tmp_path: Path) -> None:
 
 
 # ---- bad input at the CLI -----------------------------------------------------------------
-# (overrides, exit code, what stderr must say); each run gets a fresh run_dir.
+# (overrides, exit code, what stderr must say); each command gets a fresh hydra.run.dir.
 BAD_INPUT = {
     "unknown_rule": (["rule=foo"], 1, ["rule/foo", "Available options in 'rule'", "abcd", "static"]),
     "unknown_env_group_option": (["env=Nope-v9"], 1, ["env/Nope-v9", "Available options in 'env'", "cartpole"]),
@@ -403,36 +397,42 @@ BAD_INPUT = {
     "zero_sigma": (["optimizer.sigma=0"], 2, ["error:", "optimizer.sigma=0"]),
     "unknown_gymnasium_id": (["env=generic", "env.id=Nope-v9"], 2, ["error:", "env.id", "Nope-v9"]),
 }
+QUICK = ("generations=1", "test.after_fit=false", "validation.every=0")
+
+
+def _files(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
-def cli_failures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Every bad command at once (they mostly wait on imports), plus the foreign-checkpoint case."""
+def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every command at once (they mostly wait on imports); each runs in its own empty cwd."""
     base = tmp_path_factory.mktemp("cli")
     foreign = base / "foreign"
-    train_run(foreign, "rule=abcd", "generations=1", "test.after_fit=false")
-    snapshot = {p.relative_to(foreign): p.read_bytes() for p in sorted(foreign.rglob("*")) if p.is_file()}
+    train_run(foreign, "rule=abcd", *QUICK)
+    snapshot = _files(foreign)
 
-    cases = {name: [*over, f"run_dir={base / name}"] for name, (over, _, _) in BAD_INPUT.items()}
-    cases["checkpoint_of_another_rule"] = ["rule=a", f"run_dir={foreign}"]
-    procs = {
-        name: subprocess.Popen(
+    cases = {name: [*over, f"hydra.run.dir={base / name}"] for name, (over, _, _) in BAD_INPUT.items()}
+    cases["checkpoint_of_another_rule"] = ["rule=a", f"hydra.run.dir={foreign}"]
+    procs = {}
+    for name, args in cases.items():
+        cwd = base / f"cwd_{name}"
+        cwd.mkdir()
+        procs[name] = (cwd, subprocess.Popen(
             [sys.executable, "-m", "hebbian_es", "debug=default", "progress_bar=false", *args],
-            cwd=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        for name, args in cases.items()
-    }
+            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))  # fmt: skip
     results = {}
-    for name, proc in procs.items():
+    for name, (cwd, proc) in procs.items():
         out, err = proc.communicate(timeout=180)
-        results[name] = SimpleNamespace(returncode=proc.returncode, stdout=out, stderr=err, run_dir=base / name)
+        results[name] = SimpleNamespace(returncode=proc.returncode, stdout=out, stderr=err, run_dir=base / name, cwd=cwd)
     return {"results": results, "foreign": foreign, "snapshot": snapshot}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_cli_refuses_bad_input(cli_failures: dict[str, Any], case: str) -> None:
+def test_cli_refuses_bad_input(cli_runs: dict[str, Any], case: str) -> None:
     _, code, needles = BAD_INPUT[case]
-    res = cli_failures["results"][case]
+    res = cli_runs["results"][case]
     assert res.returncode == code, (res.returncode, res.stderr)
     assert "Traceback" not in res.stderr + res.stdout
     for needle in needles:
@@ -440,24 +440,39 @@ def test_cli_refuses_bad_input(cli_failures: dict[str, Any], case: str) -> None:
     if code == 2:  # our ConfigError: exactly one short line
         errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and len(errors[0]) < 300, res.stderr
-    # refused before anything is written (Hydra itself may have created the empty run dir)
+    # refused before anything is written (Hydra itself creates the empty output dir)
     assert not res.run_dir.exists() or not any(res.run_dir.iterdir()), sorted(res.run_dir.iterdir())
+    assert not any(res.cwd.iterdir()), sorted(res.cwd.rglob("*"))
 
 
-def test_cli_refuses_a_checkpoint_of_another_rule(cli_failures: dict[str, Any]) -> None:
-    res = cli_failures["results"]["checkpoint_of_another_rule"]
+def test_cli_refuses_a_checkpoint_of_another_rule(cli_runs: dict[str, Any]) -> None:
+    res = cli_runs["results"]["checkpoint_of_another_rule"]
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr + res.stdout
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, res.stderr
     assert "rule=abcd" in errors[0] and "rule=a" in errors[0] and "last.pt" in errors[0]
-    foreign, snapshot = cli_failures["foreign"], cli_failures["snapshot"]
-    after = {p.relative_to(foreign): p.read_bytes() for p in sorted(foreign.rglob("*")) if p.is_file()}
-    assert after.keys() == snapshot.keys(), "files appeared or vanished"
+    foreign, snapshot = cli_runs["foreign"], cli_runs["snapshot"]
+    for rel in ("config.yaml", "metrics.jsonl", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert Path(rel) in snapshot
+    after = _files(foreign)
+    assert snapshot.keys() <= after.keys(), "files vanished"
+    assert set(after) - set(snapshot) <= {Path("train.log")}, "only the appended log may appear"
     for rel in snapshot:
         assert after[rel] == snapshot[rel], f"{rel} was modified"
-    for rel in ("config.yaml", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt"):
-        assert Path(rel) in snapshot
+
+
+@pytest.mark.slow
+def test_cli_run_dir_override_is_refused_with_the_right_key(tmp_path: Path) -> None:
+    # run_dir is Hydra's output dir; overriding it alone would split the log from the artefacts.
+    run_dir, cwd = tmp_path / "run", tmp_path / "cwd"
+    cwd.mkdir()
+    cmd = [sys.executable, "-m", "hebbian_es", "debug=default", "progress_bar=false", *QUICK, f"run_dir={run_dir}"]
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error:") and "hydra.run.dir" in done.stderr
+    assert not run_dir.exists()
+    assert not [p for p in cwd.rglob("*") if p.is_file()], "nothing written"
 
 
 # ---- nonfinite fitness --------------------------------------------------------------------
@@ -476,7 +491,7 @@ def test_some_members_blow_up_and_the_run_goes_on(tmp_path: Path) -> None:
     for r in partial:  # statistics over the members that stayed finite
         assert math.isfinite(r["pop_mean"]) and r["pop_min"] <= r["pop_mean"] <= r["pop_max"]
     assert torch.isfinite(load_ckpt(d / "checkpoints" / "last.pt")["params"]).all()
-    assert (d / "fitness_curve.png").is_file() and (d / "test_best.json").is_file()
+    assert (d / "fitness_curve.png").is_file() and (d / "test_last.json").is_file()
     assert strict_json((d / "summary.json").read_text())["nonfinite_fitness_total"] == sum(counts)
 
 
@@ -503,19 +518,22 @@ def test_every_member_blown_up_still_finishes(all_blown_up: SimpleNamespace) -> 
     last = load_ckpt(d / "checkpoints" / "last.pt")
     assert last["generation"] == DEBUG_GENERATIONS and last["nonfinite_total"] == DEBUG_POPSIZE * DEBUG_GENERATIONS
     assert not (d / "checkpoints" / "best.pt").exists(), "no finite centre return: nothing is best"
-    test = json.loads((d / "test_best.json").read_text())  # falls back to last.pt
+    test = json.loads((d / "test_last.json").read_text())
     assert test["checkpoint"].endswith("last.pt")
     stats = test["envs"]["pendulum"]
     assert stats["nonfinite"] == DEBUG_TEST_EPISODES and stats["returns"] == [None] * DEBUG_TEST_EPISODES
     assert (d / "fitness_curve.png").is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (app.write_json): summary.json and test_<ckpt>.json are written with json.dumps' default "
-    "allow_nan=True, so a run without a finite return writes the non-JSON tokens -Infinity / NaN "
-    "(metrics.jsonl maps them to null / \"-inf\"); strict parsers (jq, JavaScript, pandas' ujson) reject the file",
-)
 def test_blown_up_run_writes_strict_json(all_blown_up: SimpleNamespace) -> None:
-    for name in ("summary.json", "test_best.json"):
+    for name in ("summary.json", "test_last.json"):
         strict_json((all_blown_up.dir / name).read_text())
+
+
+def test_centre_stays_put_when_no_member_has_a_finite_fitness(all_blown_up: SimpleNamespace) -> None:
+    from hebbian_es.task import build_task
+
+    cfg = OmegaConf.to_container(OmegaConf.load(all_blown_up.dir / "config.yaml"), resolve=True)
+    start = build_task(cfg).initial_center(int(cfg["seed"]))
+    last = load_ckpt(all_blown_up.dir / "checkpoints" / "last.pt")
+    assert torch.equal(last["params"], start), f"moved by {(last['params'] - start).norm():.3g}"

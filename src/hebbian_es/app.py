@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import platform
 import sys
 from pathlib import Path
@@ -56,6 +57,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     container = resolve(cfg)
     torch.set_num_threads(int(container.get("torch_threads", 1)))
     run_dir = Path(container["run_dir"]).resolve()
+    _check_run_dir(run_dir)
     run = ESRun(container, run_dir)  # validates the whole config: raises ConfigError
     saved = run.check_resumable()  # refuses another task's checkpoint before anything is written
     counts = run.task.counts()
@@ -77,14 +79,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         from hebbian_es.lightning_module import HebbianESModule, make_trainer
 
         val = container["validation"]
-        module = HebbianESModule(run, int(val.get("episodes", 0)))
+        every = int(val.get("every", 0))
+        module = HebbianESModule(run, int(val.get("episodes", 0)), validation_every=every)
         if wandb_logger is not None:
             module.on_generation.append(lambda m: wandb_logger.log(m, step=int(m["generation"])))
         remaining = run.generations - run.generation
         if remaining > 0:
-            every = int(val.get("every", 0))
             trainer = make_trainer(
-                val_check_interval=min(every, remaining) if every > 0 else 1,
+                val_check_interval=1,
                 limit_val_batches=1 if every > 0 and val.get("episodes", 0) > 0 else 0,
                 enable_progress_bar=bool(container.get("progress_bar", True)),
             )
@@ -144,8 +146,32 @@ def merged_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _strict(value: Any) -> Any:
+    """JSON has no NaN/inf: NaN becomes null, ±inf the strings "inf"/"-inf" (as in metrics.jsonl)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    path.write_text(json.dumps(_strict(data), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """Inside a Hydra app, run_dir must be Hydra's output dir, or the log would land elsewhere."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        hydra_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
+        if hydra_dir != run_dir:
+            raise ConfigError(
+                f"run_dir={str(run_dir)!r} differs from Hydra's output dir {str(hydra_dir)!r}; "
+                "set hydra.run.dir=<dir> (or hydra.sweep.dir for -m) instead of run_dir"
+            )
 
 
 def run_test(run: ESRun, container: dict[str, Any], which: str, episodes: int, early_stop: bool = False) -> dict[str, Any]:

@@ -30,6 +30,12 @@ def atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
+def remove_partial_writes(directory: Path) -> None:
+    """Temp files of a save that was killed mid-write (the real files were never touched)."""
+    for tmp in Path(directory).glob(".*.pt.*"):
+        tmp.unlink(missing_ok=True)
+
+
 def load(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=False)
 

@@ -22,7 +22,7 @@ from hebbian_es.errors import ConfigError
 class EvaluateArgs:
     run: Optional[str] = None
     episodes: int = 100
-    checkpoint: str = "best"  # best | last
+    checkpoint: str = "last"  # last | best
     early_stop: bool = False
     seed: Optional[int] = None  # default: the run's seed
     workers: Optional[int] = None  # default: the run's evaluator.workers

@@ -15,11 +15,18 @@ from hebbian_es.training import ESRun, test_protocol
 
 
 class HebbianESModule(pl.LightningModule):
-    def __init__(self, run: ESRun, validation_episodes: int, test_cfg: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        run: ESRun,
+        validation_episodes: int,
+        test_cfg: Mapping[str, Any] | None = None,
+        validation_every: int = 0,
+    ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.run = run
         self.validation_episodes = validation_episodes
+        self.validation_every = validation_every
         self.test_cfg = dict(test_cfg or {})
         self.on_generation: list[Any] = []  # callbacks(metrics) — loggers hook in here
         self.test_results: dict[str, Any] | None = None
@@ -47,7 +54,9 @@ class HebbianESModule(pl.LightningModule):
         )
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        if self.validation_episodes <= 0:
+        # Lightning calls this after every generation; the schedule counts absolute
+        # generations so a resumed run validates where an uninterrupted one does.
+        if self.validation_episodes <= 0 or not self.run.validation_due(self.validation_every):
             return
         m = self.run.validate(self.validation_episodes)
         assert self.run.metrics is not None

@@ -119,6 +119,7 @@ class ESRun:
         saved = self.check_resumable()
         if saved is not None:
             self.restore(saved)
+        checkpoint.remove_partial_writes(self.ckpt_dir)
         self.metrics = MetricsFile(self.run_dir, keep_below=self.generation)
         self.evaluator = make_evaluator(self.cfg["evaluator"], self.task, self.cfg)
 
@@ -167,13 +168,18 @@ class ESRun:
             payload = self._checkpoint_payload(state)  # the centre that earned it, before `tell`
             payload["params"] = center.clone()
             checkpoint.atomic_save(payload, self.ckpt_dir / checkpoint.BEST)
+        metrics["best_center_return"] = self.best["fitness"]
+        assert self.metrics is not None
+        # The row first: a kill before `last` is saved replays generation g and rewrites its row.
+        self.metrics.write(metrics)
         last = self._checkpoint_payload(self.state)
         last["params"] = self.optimizer.center(self.state).clone()
         checkpoint.atomic_save(last, self.ckpt_dir / checkpoint.LAST)
-        metrics["best_center_return"] = self.best["fitness"]
-        assert self.metrics is not None
-        self.metrics.write(metrics)
         return metrics
+
+    def validation_due(self, every: int) -> bool:
+        """Validation runs after generations g with (g + 1) % every == 0, counted from 0, resumed or not."""
+        return every > 0 and self.generation > 0 and self.generation % every == 0
 
     def validate(self, episodes: int) -> dict[str, float]:
         center = self.optimizer.center(self.state)

@@ -77,6 +77,10 @@ class OpenAIES:
         fitness = np.asarray(fitness, dtype=np.float64)
         if fitness.shape != (population.size,):
             raise ValueError(f"fitness has shape {fitness.shape}, expected ({population.size},)")
+        lr = state.lr * self.lr_decay if state.lr > self.lr_floor else state.lr
+        sigma = state.sigma * self.sigma_decay if state.sigma > self.sigma_floor else state.sigma
+        if not np.isfinite(fitness).any():  # no member is comparable to another: nothing to learn from
+            return ESState(state.center, lr, sigma, state.generation + 1, state.seed)
         shaped = self.shape(fitness)
         grad = torch.zeros_like(state.center, dtype=torch.float64)
         # Σ_i F̂_i ε_i, one noise vector at a time: antithetic pairs share ε with opposite signs.
@@ -89,8 +93,6 @@ class OpenAIES:
                 grad.add_(population.noise(k), alpha=float(w))
         step = state.lr / (population.size * state.sigma)
         center = (state.center.to(torch.float64) + step * grad).to(torch.float32)
-        lr = state.lr * self.lr_decay if state.lr > self.lr_floor else state.lr
-        sigma = state.sigma * self.sigma_decay if state.sigma > self.sigma_floor else state.sigma
         return ESState(center, lr, sigma, state.generation + 1, state.seed)
 
     def center(self, state: ESState) -> torch.Tensor:
