@@ -21,7 +21,7 @@ def fitness_curve(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Pat
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.fill_between(gens, col("pop_min"), col("pop_max"), alpha=0.2, label="population min–max")
     ax.plot(gens, col("pop_mean"), label="population mean")
-    ax.plot(gens, col("center_return"), label="centre (1 lifetime each gen.)", lw=1)
+    ax.plot(gens, col("center_return"), label="centre (the generation's training lifetimes)", lw=1)
     val = [(r["generation"], r["val_mean"]) for r in rows if r.get("val_mean") is not None]
     if val:
         ax.plot(*zip(*val), "o-", label="centre, validation mean")
