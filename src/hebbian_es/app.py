@@ -112,10 +112,12 @@ def finish(run: ESRun, container: dict[str, Any], counts: dict[str, int]) -> dic
 
     rows = merged_metrics(run.run_dir)
     if rows:
-        fitness_curve(rows, run.run_dir / "fitness_curve.png", f"{run.task.envs[0].name} · rule={run.task.rule.name}")
+        envs = "+".join(e.name for e in run.task.envs)
+        fitness_curve(rows, run.run_dir / "fitness_curve.png", f"{container['env'].get('name')} ({envs}) · rule={run.task.rule.name}")
     train_rows = [r for r in rows if "pop_mean" in r]
     summary = {
         "env": run.task.envs[0].id,
+        "train_envs": [e.name for e in run.task.envs],
         "rule": run.task.rule.name,
         "coefficients_per_synapse": run.task.rule.coefficients_per_synapse,
         "counts": counts,
@@ -192,7 +194,22 @@ def run_test(run: ESRun, container: dict[str, Any], which: str, episodes: int, e
 
 
 def format_table(results: dict[str, Any]) -> str:
-    lines = [f"{'env':<24} {'episodes':>8} {'mean':>10} {'sd':>9} {'min':>10} {'max':>10}"]
-    for name, s in results["envs"].items():
-        lines.append(f"{name:<24} {s['episodes']:>8} {s['mean']:>10.2f} {s['sd']:>9.2f} {s['min']:>10.2f} {s['max']:>10.2f}")
+    """The test table; with bodies it is the paper's Table 1 (seen/unseen, solved)."""
+    rows = list(results["envs"].items())
+    bodies = any("seen" in st for _, st in rows)
+    solved = any("solved" in st for _, st in rows)
+    head = f"{'env':<22}" + (f" {'body':<7}" if bodies else "") + f" {'episodes':>8} {'mean':>10} {'sd':>9} {'min':>10} {'max':>10}"
+    lines = [head + (f" {'solved':>7}" if solved else "")]
+    for name, st in rows:
+        line = f"{name:<22}" + (f" {('seen' if st.get('seen') else 'unseen'):<7}" if bodies else "")
+        line += f" {st['episodes']:>8} {st['mean']:>10.2f} {st['sd']:>9.2f} {st['min']:>10.2f} {st['max']:>10.2f}"
+        if solved:
+            line += f" {('yes' if st.get('solved') else 'no'):>7}"
+        lines.append(line)
+    rd = results.get("random_damages")
+    if rd:
+        lines.append(
+            f"random damages: {rd['count']} bodies, mean of means {rd['mean_of_means']:.2f} ± {rd['sd_of_means']:.2f} "
+            f"(min {rd['min']:.2f}, median {rd['median']:.2f}, max {rd['max']:.2f}), solved {rd['solved_fraction']:.0%}"
+        )
     return "\n".join(lines)

@@ -9,6 +9,8 @@ returns, e.g. which reward term counts as fitness.
 from __future__ import annotations
 
 import difflib
+import importlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -18,6 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from hebbian_es.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 SQUASHES = {
     "identity": lambda x, low, high: x,
@@ -70,9 +74,20 @@ class EnvSpec:
     action: ActionSpec | None = None
     early_stop: EarlyStop = EarlyStop()
     name: str = ""
+    morphology_kwarg: str | None = None  # make kwarg that takes a list of damages, if the env has bodies
+    solved_threshold: float | None = None  # a return at or above this counts as solved
+    seen: bool | None = None  # test variants: was this body among the training ones?
+    end_on_terminated: bool = True  # False: only truncation and early stop end an episode
 
 
 def _check_gym_id(env_id: str) -> None:
+    if ":" in env_id:  # "module:EnvId" registers the id on import (gymnasium's own syntax)
+        module, _, bare = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"env.id={env_id!r}: module {module!r} cannot be imported ({exc})") from None
+        env_id = bare
     if env_id in gym.registry:
         return
     close = difflib.get_close_matches(env_id, list(gym.registry), n=5)
@@ -112,6 +127,9 @@ def build_env_spec(cfg: Mapping[str, Any]) -> EnvSpec:
         max_episode_steps=None if max_steps is None else int(max_steps),
         early_stop=EarlyStop(None if patience is None else int(patience), int(early.get("min_steps", 0))),
         name=str(cfg.get("name", env_id)),
+        morphology_kwarg=cfg.get("morphology_kwarg"),
+        solved_threshold=None if cfg.get("solved_threshold") is None else float(cfg["solved_threshold"]),
+        end_on_terminated=bool(cfg.get("end_on_terminated", True)),
     )
     try:
         env = make_gym_env(base)
@@ -247,10 +265,15 @@ class EnvRunner:
     def step(self, action: Any) -> tuple[Any, float, bool]:
         obs, reward, terminated, truncated, _ = self.env.step(action)
         reward = float(reward)
+        if not (np.isfinite(reward) and np.all(np.isfinite(obs))):
+            # An unstable body or simulator: this lifetime ends and ranks worst.
+            log.warning("env %s gave a non-finite state or reward at step %d; episode ends", self.spec.name, self.steps)
+            return np.nan_to_num(np.asarray(obs, dtype=np.float64)), float("nan"), True
         self.steps += 1
         self.negative_streak = self.negative_streak + 1 if reward < 0 else 0
         es = self.spec.early_stop
         stop = es.patience is not None and self.steps > es.min_steps and self.negative_streak > es.patience
+        terminated = terminated and self.spec.end_on_terminated
         return obs, reward, bool(terminated or truncated or stop)
 
     def close(self) -> None:

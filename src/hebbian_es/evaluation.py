@@ -99,10 +99,10 @@ class SerialEvaluator:
 _WORKER: _Workspace | None = None
 
 
-def _init_worker(task_cfg: Mapping[str, Any], threads: int) -> None:
+def _init_worker(task_cfg: Mapping[str, Any], threads: int, phase: str) -> None:
     global _WORKER
     torch.set_num_threads(threads)
-    _WORKER = _Workspace(build_task(task_cfg))
+    _WORKER = _Workspace(build_task(task_cfg, phase))
 
 
 def _work(args: tuple[Population, list[int], Episodes, int]) -> EvalResult:
@@ -113,11 +113,13 @@ def _work(args: tuple[Population, list[int], Episodes, int]) -> EvalResult:
 class ProcessEvaluator:
     """Splits the members into one chunk per worker; a chunk carries seeds, not vectors."""
 
-    def __init__(self, task_cfg: Mapping[str, Any], workers: int, batch_size: int = 64, threads: int = 1) -> None:
+    def __init__(
+        self, task_cfg: Mapping[str, Any], workers: int, batch_size: int = 64, threads: int = 1, phase: str = "train"
+    ) -> None:
         self.workers = workers
         self.batch_size = batch_size
         ctx = mp.get_context("spawn")
-        self.pool = ctx.Pool(workers, initializer=_init_worker, initargs=(dict(task_cfg), threads))
+        self.pool = ctx.Pool(workers, initializer=_init_worker, initargs=(dict(task_cfg), threads, phase))
 
     def evaluate(self, population: Population, indices: Sequence[int], episodes: Episodes) -> EvalResult:
         indices = list(indices)
@@ -134,10 +136,12 @@ class ProcessEvaluator:
         self.pool.join()
 
 
-def make_evaluator(cfg: Mapping[str, Any], task: Task, task_cfg: Mapping[str, Any]) -> SerialEvaluator | ProcessEvaluator:
+def make_evaluator(
+    cfg: Mapping[str, Any], task: Task, task_cfg: Mapping[str, Any], phase: str = "train"
+) -> SerialEvaluator | ProcessEvaluator:
     workers = cfg.get("workers", 1)
     workers = (os.cpu_count() or 1) if workers in (None, "auto", 0) else int(workers)
     batch = int(cfg.get("batch_size", 64))
     if workers <= 1:
         return SerialEvaluator(task, batch)
-    return ProcessEvaluator(task_cfg, workers, batch, int(cfg.get("threads_per_worker", 1)))
+    return ProcessEvaluator(task_cfg, workers, batch, int(cfg.get("threads_per_worker", 1)), phase)

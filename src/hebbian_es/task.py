@@ -6,7 +6,7 @@ It is light enough to run in every worker process (no Lightning import).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -123,8 +123,70 @@ def _network_spec(cfg: Mapping[str, Any], env: EnvSpec) -> NetworkSpec:
     return spec
 
 
-def build_task(cfg: Mapping[str, Any]) -> Task:
-    """Build and validate everything the run needs from the composed config."""
+PHASES = ("train", "test")
+
+
+def env_variants(cfg: Mapping[str, Any], env: EnvSpec, phase: str) -> tuple[EnvSpec, ...]:
+    """The envs of a phase: one per body for envs with morphologies, else the env itself.
+
+    Training fitness is the mean over `morphology.train`; the test phase covers
+    `morphology.test` (each marked seen/unseen by what the body is, not its name)
+    plus `morphology.random_eval.count` fixed random damages, all unseen."""
+    from hebbian_es import morphology as morph
+
+    mcfg = cfg.get("morphology") or {}
+    if not mcfg:
+        return (env,)
+    if env.morphology_kwarg is None:
+        raise ConfigError(f"morphology is set but env {env.id} has no bodies to vary (env.morphology_kwarg is null)")
+    presets = mcfg.get("presets") or {}
+    train_names = list(mcfg.get("train") or [])
+    if not train_names:
+        raise ConfigError("morphology.train is empty; give at least one body, e.g. [standard]")
+    random_spec = morph.RandomDamageSpec(
+        **{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in (mcfg.get("random") or {}).items()}
+    )
+    kwarg = env.morphology_kwarg
+
+    def variant(body: morph.Morphology, seen: bool | None) -> EnvSpec:
+        kwargs = {**env.make_kwargs, kwarg: body.as_kwargs()}
+        return replace(env, make_kwargs=kwargs, name=body.name, seen=seen)
+
+    train = []
+    for name in train_names:
+        if name == "random":  # a new damage every episode, drawn from the reset seed
+            kwargs = {**env.make_kwargs, "random_damage": random_spec.as_kwargs()}
+            train.append(replace(env, make_kwargs=kwargs, name="random", seen=True))
+        else:
+            train.append(variant(morph.resolve(name, presets), True))
+    if phase == "train":
+        return tuple(train)
+    train_bodies = {morph.resolve(n, presets).key: n for n in train_names if n != "random"}
+    test = []
+    for name in mcfg.get("test") or []:
+        body = morph.resolve(name, presets)
+        twin = train_bodies.get(body.key)
+        if twin is not None and twin != name:
+            raise ConfigError(
+                f"morphology.test entry {name!r} is the training body {twin!r} under another name; use {twin!r}"
+            )
+        test.append(variant(body, twin is not None))
+    rand = mcfg.get("random_eval") or {}
+    count = int(rand.get("count", 0))
+    if count < 0:
+        raise ConfigError(f"morphology.random_eval.count={count}: must be >= 0")
+    rng = np.random.default_rng(int(rand.get("seed", 0)))
+    for k in range(count):
+        test.append(variant(morph.Morphology(f"random_{k:02d}", random_spec.sample(rng)), False))
+    if not test:
+        raise ConfigError("morphology.test is empty and morphology.random_eval.count is 0: nothing to test")
+    return tuple(test)
+
+
+def build_task(cfg: Mapping[str, Any], phase: str = "train") -> Task:
+    """Build and validate everything the run needs from the composed config.
+
+    phase="test" gives the test envs (e.g. every test morphology) instead of the training ones."""
     rule_cfg = cfg["rule"]
     rule = get_rule(rule_cfg["name"], bool(rule_cfg.get("use_eta", True)))
     init = dict(cfg["init"])
@@ -137,4 +199,9 @@ def build_task(cfg: Mapping[str, Any]) -> Task:
     if layout.size == 0:
         raise ConfigError("the configuration evolves nothing: no plastic layers and no static weights")
     max_steps = int(cfg["env"].get("step_limit", 100_000))
-    return Task((env,), network, rule, layout, init, coeff_init, max_steps)
+    if phase not in PHASES:
+        raise ValueError(f"phase={phase!r}; allowed: {PHASES}")
+    envs = env_variants(cfg, env, "train")
+    if phase == "test":
+        envs = env_variants(cfg, env, "test")
+    return Task(envs, network, rule, layout, init, coeff_init, max_steps)

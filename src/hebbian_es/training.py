@@ -26,9 +26,10 @@ from hebbian_es.task import TEST, TRAIN, VALIDATION, Task, build_task, episode_s
 RESUME_MODES = ("auto", "never")
 
 
-def _episodes(seed: int, stream: int, index: int, n: int) -> Episodes:
+def _episodes(seed: int, stream: int, index: int, n: int, n_envs: int = 1) -> Episodes:
+    """n episodes on each of n_envs envs; every env meets the same seeds."""
     env_seeds, init_seeds = episode_seeds(seed, stream, index, n)
-    return Episodes(np.zeros(n, dtype=np.int64), env_seeds, init_seeds)
+    return Episodes(np.repeat(np.arange(n_envs), n), np.tile(env_seeds, n_envs), np.tile(init_seeds, n_envs))
 
 
 def without_early_stop(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,7 +139,8 @@ class ESRun:
         center = self.optimizer.center(state)
         request = PopulationWithCenter(population, center)
         n = population.size
-        result = self.evaluator.evaluate(request, range(n + 1), _episodes(self.seed, TRAIN, gen, self.episodes_per_eval))
+        episodes = _episodes(self.seed, TRAIN, gen, self.episodes_per_eval, len(self.task.envs))
+        result = self.evaluator.evaluate(request, range(n + 1), episodes)
         returns = result.returns.mean(axis=1)
         fitness = returns[:n] - self.l2_penalty * result.mean_sq[:n]
         center_return = float(returns[n])
@@ -184,7 +186,9 @@ class ESRun:
     def validate(self, episodes: int) -> dict[str, float]:
         center = self.optimizer.center(self.state)
         res = self.evaluator.evaluate(
-            ExplicitPopulation(center.unsqueeze(0)), [0], _episodes(self.seed, VALIDATION, self.generation, episodes)
+            ExplicitPopulation(center.unsqueeze(0)),
+            [0],
+            _episodes(self.seed, VALIDATION, self.generation, episodes, len(self.task.envs)),
         )
         r = res.returns[0]
         return {"val_mean": float(np.mean(r)), "val_std": float(np.std(r)), "generation": self.generation}
@@ -197,32 +201,54 @@ def test_protocol(
     seed: int,
     early_stop: bool = False,
 ) -> dict[str, Any]:
-    """The paper's test protocol: `episodes` lifetimes, each from fresh random initial
-    weights, on env seeds disjoint from training and validation; no early stop unless asked."""
+    """The paper's test protocol: `episodes` lifetimes on every test env (every test
+    body for envs with morphologies), each from fresh random initial weights, on env
+    seeds disjoint from training and validation; no early stop unless asked."""
     task_cfg = cfg if early_stop else without_early_stop(cfg)
-    task = build_task(task_cfg)
-    evaluator = make_evaluator(cfg["evaluator"], task, task_cfg)
+    task = build_task(task_cfg, phase="test")
+    evaluator = make_evaluator(cfg["evaluator"], task, task_cfg, phase="test")
     try:
-        res = evaluator.evaluate(ExplicitPopulation(params.unsqueeze(0)), [0], _episodes(seed, TEST, 0, episodes))
+        plan = _episodes(seed, TEST, 0, episodes, len(task.envs))
+        res = evaluator.evaluate(ExplicitPopulation(params.unsqueeze(0)), [0], plan)
     finally:
         evaluator.close()
-    r = res.returns[0]
-    ok = r[np.isfinite(r)]  # a lifetime whose weights blew up has no return: counted apart
-    env = task.envs[0]
+    envs = {}
+    for k, env in enumerate(task.envs):
+        envs[env.name] = env_stats(env, res.returns[0][plan.env_index == k])
+    out: dict[str, Any] = {"envs": envs, "early_stop": bool(early_stop), "seed": int(seed)}
+    randoms = [s for name, s in envs.items() if name.startswith("random_")]
+    if randoms:
+        means = np.array([s["mean"] for s in randoms], dtype=np.float64)
+        out["random_damages"] = {
+            "count": len(randoms),
+            "mean_of_means": float(np.nanmean(means)),
+            "sd_of_means": float(np.nanstd(means)),
+            "min": float(np.nanmin(means)),
+            "median": float(np.nanmedian(means)),
+            "max": float(np.nanmax(means)),
+            "solved_fraction": float(np.mean([bool(s.get("solved")) for s in randoms])),
+        }
+    return out
+
+
+def env_stats(env: Any, r: np.ndarray) -> dict[str, Any]:
+    ok = r[np.isfinite(r)]  # a lifetime whose weights or simulator blew up has no return: counted apart
     stat = (lambda fn: float(fn(ok))) if len(ok) else (lambda fn: float("nan"))
-    return {
-        "envs": {
-            env.name: {
-                "env_id": env.id,
-                "episodes": int(episodes),
-                "mean": stat(np.mean),
-                "sd": stat(np.std),
-                "min": stat(np.min),
-                "max": stat(np.max),
-                "nonfinite": int(len(r) - len(ok)),
-                "returns": [float(x) if np.isfinite(x) else None for x in r],
-            }
-        },
-        "early_stop": bool(early_stop),
-        "seed": int(seed),
+    stats: dict[str, Any] = {
+        "env_id": env.id,
+        "episodes": int(len(r)),
+        "mean": stat(np.mean),
+        "sd": stat(np.std),
+        "min": stat(np.min),
+        "max": stat(np.max),
+        "nonfinite": int(len(r) - len(ok)),
+        "returns": [float(x) if np.isfinite(x) else None for x in r],
     }
+    if env.seen is not None:
+        stats["seen"] = bool(env.seen)
+        damages = env.make_kwargs.get(env.morphology_kwarg) if env.morphology_kwarg else None
+        stats["damages"] = damages or []
+    if env.solved_threshold is not None:
+        stats["solved_threshold"] = env.solved_threshold
+        stats["solved"] = bool(len(ok)) and stats["mean"] >= env.solved_threshold
+    return stats

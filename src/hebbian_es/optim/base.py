@@ -102,11 +102,23 @@ def worst_for_nonfinite(fitness: np.ndarray) -> np.ndarray:
     return f
 
 
-def centered_ranks(fitness: np.ndarray) -> np.ndarray:
-    """Ranks scaled to [-0.5, 0.5] (the lowest fitness gets -0.5); NaN ranks worst."""
+TIES = ("ordinal", "average")
+
+
+def centered_ranks(fitness: np.ndarray, ties: str = "ordinal") -> np.ndarray:
+    """Ranks scaled to [-0.5, 0.5] (the lowest fitness gets -0.5); NaN ranks worst.
+
+    ties="ordinal" breaks ties by position (the reference code); "average" gives tied
+    members their mean rank, so identical fitness carries no (spurious) gradient."""
     f = worst_for_nonfinite(fitness)
+    order = np.argsort(f, kind="stable")
     ranks = np.empty(len(f), dtype=np.float64)
-    ranks[np.argsort(f, kind="stable")] = np.arange(len(f))
+    ranks[order] = np.arange(len(f))
+    if ties == "average":
+        values, inverse = np.unique(f, return_inverse=True)
+        sums = np.bincount(inverse, weights=ranks)
+        counts = np.bincount(inverse)
+        ranks = (sums / counts)[inverse]
     return ranks / (len(f) - 1) - 0.5
 
 

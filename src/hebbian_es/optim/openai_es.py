@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from hebbian_es.errors import ConfigError
-from hebbian_es.optim.base import SeededPopulation, centered_ranks
+from hebbian_es.optim.base import TIES, SeededPopulation, centered_ranks
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class OpenAIES:
     sigma_floor: float = 0.01
     antithetic: bool = True
     standardize: bool = True  # after centred ranks
+    ties: str = "ordinal"  # "ordinal" (reference code) | "average" (tied members share their rank)
 
     def __post_init__(self) -> None:
         if self.antithetic and (self.popsize < 2 or self.popsize % 2):
@@ -50,6 +51,8 @@ class OpenAIES:
             raise ConfigError(f"optimizer.sigma={self.sigma}: must be > 0")
         if not self.lr > 0:
             raise ConfigError(f"optimizer.lr={self.lr}: must be > 0")
+        if self.ties not in TIES:
+            raise ConfigError(f"optimizer.ties={self.ties!r}; allowed: {list(TIES)}")
         for key in ("lr_decay", "sigma_decay"):
             if not 0 < getattr(self, key) <= 1:
                 raise ConfigError(f"optimizer.{key}={getattr(self, key)}: must be in (0, 1]")
@@ -67,7 +70,7 @@ class OpenAIES:
         return state, SeededPopulation(state.center, state.sigma, self._noise_seeds(state), self.antithetic)
 
     def shape(self, fitness: np.ndarray) -> np.ndarray:
-        shaped = centered_ranks(fitness)
+        shaped = centered_ranks(fitness, self.ties)
         if self.standardize:
             std = shaped.std()
             shaped = (shaped - shaped.mean()) / (std if std > 0 else 1.0)
