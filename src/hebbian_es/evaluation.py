@@ -32,6 +32,9 @@ class Episodes:
     def __len__(self) -> int:
         return len(self.env_seeds)
 
+    def subset(self, columns: np.ndarray) -> "Episodes":
+        return Episodes(self.env_index[columns], self.env_seeds[columns], self.init_seeds[columns])
+
 
 @dataclass
 class EvalResult:
@@ -123,6 +126,8 @@ class ProcessEvaluator:
 
     def evaluate(self, population: Population, indices: Sequence[int], episodes: Episodes) -> EvalResult:
         indices = list(indices)
+        if len(indices) < self.workers and len(episodes) > 1:
+            return self._evaluate_by_episodes(population, indices, episodes)
         chunks = [c.tolist() for c in np.array_split(np.asarray(indices, dtype=np.int64), self.workers) if len(c)]
         parts = self.pool.map(_work, [(population, c, episodes, self.batch_size) for c in chunks])
         return EvalResult(
@@ -130,6 +135,16 @@ class ProcessEvaluator:
             np.concatenate([p.mean_sq for p in parts]) if parts else np.zeros(0),
             sum(p.env_steps for p in parts),
         )
+
+    def _evaluate_by_episodes(self, population: Population, indices: list[int], episodes: Episodes) -> EvalResult:
+        """Few members, many episodes (validation, the test protocol): split the episodes instead."""
+        cols = [c for c in np.array_split(np.arange(len(episodes)), self.workers) if len(c)]
+        jobs = [(population, indices, episodes.subset(c), self.batch_size) for c in cols]
+        parts = self.pool.map(_work, jobs)
+        returns = np.zeros((len(indices), len(episodes)))
+        for c, p in zip(cols, parts):
+            returns[:, c] = p.returns
+        return EvalResult(returns, parts[0].mean_sq, sum(p.env_steps for p in parts))
 
     def close(self) -> None:
         self.pool.close()

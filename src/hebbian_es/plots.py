@@ -34,3 +34,45 @@ def fitness_curve(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Pat
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def compare_curves(runs: dict[str, Sequence[dict[str, Any]]], path: Path, title: str) -> Path:
+    """Population mean (line) and centre validation (markers) of several runs on one axis."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, rows in runs.items():
+        train = [r for r in rows if r.get("pop_mean") is not None]
+        (line,) = ax.plot([r["generation"] for r in train], [r["pop_mean"] for r in train], label=f"{name}: population mean")
+        val = [(r["generation"], r["val_mean"]) for r in rows if r.get("val_mean") is not None]
+        if val:
+            ax.plot(*zip(*val), "o--", color=line.get_color(), label=f"{name}: centre, validation mean")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("episode return (fitness)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m hebbian_es.plots OUT.png NAME=RUN_DIR [NAME=RUN_DIR ...]`: compare runs' curves."""
+    import sys
+
+    from hebbian_es.app import merged_metrics
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 2 or any("=" not in a for a in args[1:]):
+        print("usage: python -m hebbian_es.plots OUT.png NAME=RUN_DIR [NAME=RUN_DIR ...]", file=sys.stderr)
+        sys.exit(2)
+    runs = {a.split("=", 1)[0]: merged_metrics(Path(a.split("=", 1)[1])) for a in args[1:]}
+    missing = [n for n, rows in runs.items() if not rows]
+    if missing:
+        print(f"error: no metrics.jsonl rows for {missing}", file=sys.stderr)
+        sys.exit(2)
+    compare_curves(runs, Path(args[0]), " vs ".join(runs))
+
+
+if __name__ == "__main__":
+    main()

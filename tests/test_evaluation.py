@@ -1,0 +1,47 @@
+"""Worker processes give the same returns as in-process evaluation, however the work is split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from hebbian_es.evaluation import Episodes, ProcessEvaluator, SerialEvaluator
+from hebbian_es.optim.base import ExplicitPopulation
+from hebbian_es.optim.openai_es import OpenAIES
+from hebbian_es.task import build_task, episode_seeds
+
+
+@pytest.fixture(scope="module")
+def setup():
+    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
+        cfg = compose("train", overrides=["run_dir=unused", "network=small", "env.max_episode_steps=60"])
+    cfg = OmegaConf.to_container(cfg, resolve=True)
+    task = build_task(cfg)
+    es = OpenAIES(popsize=6)
+    state, pop = es.ask(es.init(task.initial_center(0) * 0.1, seed=0))
+    env_seeds, init_seeds = episode_seeds(0, 0, 0, 3)
+    episodes = Episodes(np.zeros(3, dtype=np.int64), env_seeds, init_seeds)
+    serial = SerialEvaluator(task, batch_size=4)
+    workers = ProcessEvaluator(cfg, workers=2, batch_size=5)
+    yield pop, episodes, serial, workers
+    serial.close()
+    workers.close()
+
+
+def test_members_split_across_workers_match_in_process(setup):
+    pop, episodes, serial, workers = setup
+    a = serial.evaluate(pop, range(pop.size), episodes)
+    b = workers.evaluate(pop, range(pop.size), episodes)
+    assert np.array_equal(a.returns, b.returns) and a.env_steps == b.env_steps
+    assert np.allclose(a.mean_sq, b.mean_sq)
+
+
+def test_episodes_split_across_workers_for_a_single_member(setup):
+    pop, episodes, serial, workers = setup
+    center = ExplicitPopulation(pop.center.unsqueeze(0))
+    a = serial.evaluate(center, [0], episodes)
+    b = workers.evaluate(center, [0], episodes)
+    assert b.returns.shape == (1, 3) and np.array_equal(a.returns, b.returns)
