@@ -537,3 +537,17 @@ def test_centre_stays_put_when_no_member_has_a_finite_fitness(all_blown_up: Simp
     start = build_task(cfg).initial_center(int(cfg["seed"]))
     last = load_ckpt(all_blown_up.dir / "checkpoints" / "last.pt")
     assert torch.equal(last["params"], start), f"moved by {(last['params'] - start).norm():.3g}"
+
+
+# ---- W&B, offline, no account -------------------------------------------------------------
+@pytest.mark.slow
+def test_wandb_offline_run_is_written_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_home"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    d = tmp_path / "run"
+    train_run(d, "logger=wandb", "test.episodes=2")
+    offline = list((d / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1, list(d.iterdir())
+    files = list(offline[0].rglob("*.wandb"))
+    assert files and files[0].stat().st_size > 0, "the run's history was written locally"
