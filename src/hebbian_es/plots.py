@@ -25,15 +25,7 @@ def fitness_curve(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Pat
     val = [(r["generation"], r["val_mean"]) for r in rows if r.get("val_mean") is not None]
     if val:
         ax.plot(*zip(*val), "o-", label="centre, validation mean")
-    ax.set_xlabel("generation")
-    ax.set_ylabel("episode return")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, title, "episode return")
 
 
 def compare_curves(runs: dict[str, Sequence[dict[str, Any]]], path: Path, title: str) -> Path:
@@ -45,8 +37,12 @@ def compare_curves(runs: dict[str, Sequence[dict[str, Any]]], path: Path, title:
         val = [(r["generation"], r["val_mean"]) for r in rows if r.get("val_mean") is not None]
         if val:
             ax.plot(*zip(*val), "o--", color=line.get_color(), label=f"{name}: centre, validation mean")
+    return _finish(fig, ax, path, title, "episode return (fitness)")
+
+
+def _finish(fig: Any, ax: Any, path: Path, title: str, ylabel: str) -> Path:
     ax.set_xlabel("generation")
-    ax.set_ylabel("episode return (fitness)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
