@@ -68,7 +68,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     else:
         log.info("resuming from generation %d (%s)", saved["generation"], run_dir / "checkpoints" / checkpoint.LAST)
-    run.start()
+    run.start(saved)
 
     wandb_logger = None
     if container["logger"].get("wandb"):

@@ -265,7 +265,8 @@ class EnvRunner:
     def step(self, action: Any) -> tuple[Any, float, bool]:
         obs, reward, terminated, truncated, _ = self.env.step(action)
         reward = float(reward)
-        if not (np.isfinite(reward) and np.all(np.isfinite(obs))):
+        obs_ok = not (isinstance(obs, np.ndarray) and obs.dtype.kind == "f") or np.isfinite(obs).all()
+        if not (np.isfinite(reward) and obs_ok):
             # An unstable body or simulator: this lifetime ends and ranks worst.
             log.warning("env %s gave a non-finite state or reward at step %d; episode ends", self.spec.name, self.steps)
             return np.nan_to_num(np.asarray(obs, dtype=np.float64)), float("nan"), True

@@ -77,11 +77,8 @@ class HebbianESModule(pl.LightningModule):
         for name, stats in self.test_results["envs"].items():
             self.log(f"test/{name}/mean", stats["mean"], batch_size=1)
 
-    def configure_optimizers(self) -> None:
+    def configure_optimizers(self) -> None:  # the ES steps itself in training_step
         return None
-
-    def on_save_checkpoint(self, ckpt: dict[str, Any]) -> None:  # ESRun writes its own checkpoints
-        ckpt.clear()
 
 
 def make_trainer(**kwargs: Any) -> pl.Trainer:

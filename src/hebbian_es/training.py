@@ -116,8 +116,8 @@ class ESRun:
         }
 
     # ---- lifecycle -----------------------------------------------------------------------
-    def start(self) -> None:
-        saved = self.check_resumable()
+    def start(self, saved: Mapping[str, Any] | None = None) -> None:
+        """Open metrics and workers; `saved` is what check_resumable() returned (None: a new run)."""
         if saved is not None:
             self.restore(saved)
         checkpoint.remove_partial_writes(self.ckpt_dir)
