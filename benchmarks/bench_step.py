@@ -60,12 +60,12 @@ def task_for(name: str, steps: int):
 def baseline(task, pool: EnvPool, batch: int, steps: int, seed: int) -> float:
     """Env cost alone: the same env instances, the same number of steps, fixed actions."""
     runners = pool.get(task.envs[0], batch)
-    for i, r in enumerate(runners):
-        r.reset(seed + i)
     space = runners[0].env.action_space
     action = space.sample() if not hasattr(space, "n") else 0
     n = 0
     t0 = time.perf_counter()
+    for i, r in enumerate(runners):  # resets (and any settling steps) are env cost, as in a rollout
+        r.reset(seed + i)
     for _ in range(steps):
         for r in runners:
             _, _, done = r.step(action)
@@ -86,14 +86,15 @@ def rollout_split(task, pool: EnvPool, batch: int, steps: int, seed: int) -> dic
     policy.forward = timers["forward"].wrap(policy.forward)
     policy.update = timers["update"].wrap(policy.update)
     steppers = []
-    for r in runners:
+    for r in runners:  # env time = resets (with any settling steps) + steps
         r.step = timers["env"].wrap(type(r).step.__get__(r))
+        r.reset = timers["env"].wrap(type(r).reset.__get__(r))
         steppers.append(r)
     t0 = time.perf_counter()
     res = run_lifetimes(policy, steppers, [seed + i for i in range(batch)], [seed] * batch, observe, ActionMapper(spec.action), steps)
     wall = time.perf_counter() - t0
     for r in runners:
-        del r.step
+        del r.step, r.reset
     n = int(res.steps.sum())
     out = {k: t.total / n * 1e6 for k, t in timers.items()}
     out["other"] = wall / n * 1e6 - sum(out.values())

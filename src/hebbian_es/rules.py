@@ -62,12 +62,13 @@ class HebbianRule:
         return inner if outer is None else inner.add_(outer)
 
 
-# Each term as a function of pre (B, 1, in) and post (B, out, 1); None = the constant 1.
+# Each term as a function of pre (B, 1, in) and post (B, out, 1), and whether that
+# function returns a fresh tensor (which may then be scaled in place); None = the constant 1.
 TERM_VALUES = {
-    "hebb": lambda pre_b, post_b: post_b * pre_b,
-    "pre": lambda pre_b, post_b: pre_b,
-    "post": lambda pre_b, post_b: post_b,
-    "const": None,
+    "hebb": (lambda pre_b, post_b: post_b * pre_b, True),
+    "pre": (lambda pre_b, post_b: pre_b, False),
+    "post": (lambda pre_b, post_b: post_b, False),
+    "const": (None, False),
 }
 
 
@@ -78,12 +79,22 @@ def _weighted_terms(
     pre_b: torch.Tensor,
     post_b: torch.Tensor,
 ) -> torch.Tensor | None:
+    """Σ c·term with one (B, out, in) allocation: the first term makes it, the rest accumulate in place."""
     acc: torch.Tensor | None = None
     for idx, (_, term) in enumerate(terms):
         c = coeffs[:, offset + idx]
-        fn = TERM_VALUES[term]
-        value = c.clone() if fn is None else c * fn(pre_b, post_b)
-        acc = value if acc is None else acc.add_(value)
+        fn, fresh = TERM_VALUES[term]
+        if acc is None:
+            if fn is None:
+                acc = c.clone()
+            elif fresh:
+                acc = fn(pre_b, post_b).mul_(c)
+            else:
+                acc = torch.mul(c, fn(pre_b, post_b))
+        elif fn is None:
+            acc.add_(c)
+        else:
+            acc.addcmul_(c, fn(pre_b, post_b))
     return acc
 
 
