@@ -20,3 +20,22 @@ def test_step_benchmark_prints_its_table() -> None:
     header, row = done.stdout.strip().splitlines()[-2:]
     assert header.split()[:3] == ["env", "baseline", "env"] and row.split()[0] == "cartpole"
     assert len(row.split()) == len(header.split())
+
+
+def _run(*args: str) -> list[str]:
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()
+
+
+def test_es_benchmark_prints_its_table() -> None:
+    header, row = _run(str(ROOT / "benchmarks" / "bench_es.py"), "--dim", "1000", "--popsize", "10", "--repeats", "1")[-2:]
+    assert "ask+tell" in header and len(row.split()) == 4
+
+
+def test_worker_benchmark_prints_its_table() -> None:
+    out = _run(
+        str(ROOT / "benchmarks" / "bench_workers.py"),
+        "--env", "cartpole", "--popsize", "4", "--steps", "20", "--workers", "2", "--repeats", "1",
+    )  # fmt: skip
+    assert out[-2].startswith("1 process") and out[-1].startswith("2 workers")

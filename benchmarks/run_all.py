@@ -1,0 +1,35 @@
+"""Every benchmark table in one command:  python benchmarks/run_all.py
+
+Runs, each in its own process: the per-step split (ant, CarRacing), the ES
+bookkeeping for CarRacing's 458,002 parameters x population 200, and 1 vs 2
+local workers on the ant.  Takes a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNS = [
+    ["bench_step.py", "--envs", "ant", "--batch", "32", "--steps", "200", "--repeats", "2"],
+    ["bench_step.py", "--envs", "carracing", "--batch", "8", "--steps", "150", "--repeats", "2"],
+    ["bench_es.py", "--repeats", "3"],
+    ["bench_workers.py", "--env", "ant", "--popsize", "16", "--steps", "200", "--repeats", "2"],
+]
+
+
+def main() -> None:
+    for script, *args in RUNS:
+        print(f"\n$ python benchmarks/{script} {' '.join(args)}", flush=True)
+        done = subprocess.run([sys.executable, str(HERE / script), *args], capture_output=True, text=True)
+        lines = [l for l in done.stdout.splitlines() if not l.startswith(("argv[0]", "pybullet build time"))]
+        print("\n".join(lines), flush=True)
+        if done.returncode != 0:
+            print(done.stderr[-2000:], file=sys.stderr)
+            sys.exit(done.returncode)
+
+
+if __name__ == "__main__":
+    main()
