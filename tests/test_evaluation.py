@@ -45,3 +45,23 @@ def test_episodes_split_across_workers_for_a_single_member(setup):
     a = serial.evaluate(center, [0], episodes)
     b = workers.evaluate(center, [0], episodes)
     assert b.returns.shape == (1, 3) and np.array_equal(a.returns, b.returns)
+
+
+@pytest.mark.slow
+def test_same_seed_same_centre_with_1_and_2_workers(tmp_path):
+    from hebbian_es.app import train
+
+    centres = []
+    for i, evaluator in enumerate((["evaluator=serial"], ["evaluator=local", "evaluator.workers=2"])):
+        with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
+            cfg = compose(
+                "train",
+                overrides=[
+                    f"run_dir={tmp_path / str(i)}", "network=small", "optimizer.popsize=8", "generations=4",
+                    "fitness.episodes=2", "validation.every=0", "test.after_fit=false", "progress_bar=false",
+                    *evaluator,
+                ],
+            )  # fmt: skip
+        train(cfg)
+        centres.append(torch.load(tmp_path / str(i) / "checkpoints" / "last.pt", weights_only=False)["params"])
+    assert torch.equal(centres[0], centres[1])
