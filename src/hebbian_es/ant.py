@@ -42,7 +42,7 @@ class MorphAntEnv(gym.Env):
     ) -> None:
         self.render_mode = render_mode
         self.fixed = parse_damages(damages)
-        self.random = RandomDamageSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in random_damage.items()}) if random_damage else None
+        self.random = RandomDamageSpec.from_config(random_damage) if random_damage else None
         self.damages: tuple[Damage, ...] = self.fixed
         self.inner = _ant_env(self.damages, render_mode)
         self.observation_space = self.inner.observation_space

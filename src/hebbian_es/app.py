@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import platform
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hebbian_es import __version__, checkpoint
 from hebbian_es.errors import ConfigError
-from hebbian_es.loggers import read_metrics
+from hebbian_es.loggers import json_safe, read_metrics
 from hebbian_es.training import ESRun
 
 log = logging.getLogger("hebbian_es")
@@ -148,19 +147,8 @@ def merged_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _strict(value: Any) -> Any:
-    """JSON has no NaN/inf: NaN becomes null, ±inf the strings "inf"/"-inf" (as in metrics.jsonl)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
-
-
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(_strict(data), indent=2, default=str, allow_nan=False) + "\n")
+    path.write_text(json.dumps(json_safe(data), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def _check_run_dir(run_dir: Path) -> None:

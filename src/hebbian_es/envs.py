@@ -77,6 +77,7 @@ class EnvSpec:
     morphology_kwarg: str | None = None  # make kwarg that takes a list of damages, if the env has bodies
     solved_threshold: float | None = None  # a return at or above this counts as solved
     seen: bool | None = None  # test variants: was this body among the training ones?
+    random_eval: bool = False  # one of morphology.random_eval's fixed random test bodies
     end_on_terminated: bool = True  # False: only truncation and early stop end an episode
 
 

@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """JSON has no NaN/inf: NaN becomes null, ±inf the strings "inf"/"-inf"; recurses into containers."""
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -43,7 +48,7 @@ class MetricsFile:
                 writer.writerows(rows)
 
     def write(self, row: Mapping[str, Any]) -> None:
-        clean = {k: _clean(v) for k, v in row.items()}
+        clean = json_safe(dict(row))
         with open(self.jsonl, "a") as fh:
             fh.write(json.dumps(clean) + "\n")
             fh.flush()
@@ -59,7 +64,7 @@ class MetricsFile:
 
     def write_validation(self, row: Mapping[str, Any]) -> None:
         with open(self.validation, "a") as fh:
-            fh.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+            fh.write(json.dumps(json_safe(dict(row))) + "\n")
 
     def close(self) -> None:
         pass

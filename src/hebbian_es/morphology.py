@@ -156,6 +156,10 @@ class RandomDamageSpec:
         if not self.legs or not self.segments:
             raise ConfigError("morphology.random needs at least one leg and one segment")
 
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | None) -> "RandomDamageSpec":
+        return cls(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in (cfg or {}).items()})
+
     def sample(self, rng: np.random.Generator) -> tuple[Damage, ...]:
         leg = self.legs[int(rng.integers(len(self.legs)))]
         seg = self.segments[int(rng.integers(len(self.segments)))]

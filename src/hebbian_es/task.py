@@ -143,9 +143,7 @@ def env_variants(cfg: Mapping[str, Any], env: EnvSpec, phase: str) -> tuple[EnvS
     train_names = list(mcfg.get("train") or [])
     if not train_names:
         raise ConfigError("morphology.train is empty; give at least one body, e.g. [standard]")
-    random_spec = morph.RandomDamageSpec(
-        **{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in (mcfg.get("random") or {}).items()}
-    )
+    random_spec = morph.RandomDamageSpec.from_config(mcfg.get("random"))
     kwarg = env.morphology_kwarg
 
     def variant(body: morph.Morphology, seen: bool | None) -> EnvSpec:
@@ -177,7 +175,8 @@ def env_variants(cfg: Mapping[str, Any], env: EnvSpec, phase: str) -> tuple[EnvS
         raise ConfigError(f"morphology.random_eval.count={count}: must be >= 0")
     rng = np.random.default_rng(int(rand.get("seed", 0)))
     for k in range(count):
-        test.append(variant(morph.Morphology(f"random_{k:02d}", random_spec.sample(rng)), False))
+        body = variant(morph.Morphology(f"random_{k:02d}", random_spec.sample(rng)), False)
+        test.append(replace(body, random_eval=True))
     if not test:
         raise ConfigError("morphology.test is empty and morphology.random_eval.count is 0: nothing to test")
     return tuple(test)
@@ -201,7 +200,4 @@ def build_task(cfg: Mapping[str, Any], phase: str = "train") -> Task:
     max_steps = int(cfg["env"].get("step_limit", 100_000))
     if phase not in PHASES:
         raise ValueError(f"phase={phase!r}; allowed: {PHASES}")
-    envs = env_variants(cfg, env, "train")
-    if phase == "test":
-        envs = env_variants(cfg, env, "test")
-    return Task(envs, network, rule, layout, init, coeff_init, max_steps)
+    return Task(env_variants(cfg, env, phase), network, rule, layout, init, coeff_init, max_steps)

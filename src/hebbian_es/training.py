@@ -216,7 +216,7 @@ def test_protocol(
     for k, env in enumerate(task.envs):
         envs[env.name] = env_stats(env, res.returns[0][plan.env_index == k])
     out: dict[str, Any] = {"envs": envs, "early_stop": bool(early_stop), "seed": int(seed)}
-    randoms = [s for name, s in envs.items() if name.startswith("random_")]
+    randoms = [envs[env.name] for env in task.envs if env.random_eval]
     if randoms:
         means = np.array([s["mean"] for s in randoms], dtype=np.float64)
         out["random_damages"] = {

@@ -111,11 +111,10 @@ def centered_ranks(fitness: np.ndarray, ties: str = "ordinal") -> np.ndarray:
     ties="ordinal" breaks ties by position (the reference code); "average" gives tied
     members their mean rank, so identical fitness carries no (spurious) gradient."""
     f = worst_for_nonfinite(fitness)
-    order = np.argsort(f, kind="stable")
     ranks = np.empty(len(f), dtype=np.float64)
-    ranks[order] = np.arange(len(f))
+    ranks[np.argsort(f, kind="stable")] = np.arange(len(f))
     if ties == "average":
-        values, inverse = np.unique(f, return_inverse=True)
+        _, inverse = np.unique(f, return_inverse=True)
         sums = np.bincount(inverse, weights=ranks)
         counts = np.bincount(inverse)
         ranks = (sums / counts)[inverse]
