@@ -60,6 +60,10 @@ class ESRun:
             raise ConfigError(f"resume={cfg.get('resume')!r}; allowed: {list(RESUME_MODES)}")
         self.task: Task = build_task(cfg)
         self.optimizer = make_optimizer(cfg["optimizer"])
+        # An optimiser whose full state is too large to rewrite into every last.pt (Nevergrad)
+        # keeps it in files of its own next to it, written every k generations.
+        if hasattr(self.optimizer, "use_checkpoint_dir"):
+            self.optimizer.use_checkpoint_dir(self.ckpt_dir)
         self.state = self.optimizer.init(self.task.initial_center(self.seed), self.seed)
         self.best: dict[str, Any] = {"fitness": -math.inf, "generation": -1}
         self.env_steps = 0
