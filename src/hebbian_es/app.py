@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hebbian_es import __version__, checkpoint
+from hebbian_es import __version__, checkpoint, distributed
 from hebbian_es.errors import ConfigError
 from hebbian_es.loggers import json_safe, read_metrics
 from hebbian_es.training import ESRun
@@ -63,14 +63,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("evolved parameters: %s", _format_counts(counts))
     log.info("rule=%s coefficients/synapse=%d, run_dir=%s", run.task.rule.name, run.task.rule.coefficients_per_synapse, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if saved is None:
+    if saved is None and run.is_main:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    else:
+    elif saved is not None:
         log.info("resuming from generation %d (%s)", saved["generation"], run_dir / "checkpoints" / checkpoint.LAST)
-    run.start(saved)
+    try:
+        run.start(saved)
+    except ConfigError:  # every rank found the same problem (ranks disagree): leave together
+        run.close()
+        distributed.shutdown()
+        raise
+    except BaseException:
+        run.close()
+        distributed.shutdown(together=False)
+        raise
 
+    finished = False
     wandb_logger = None
-    if container["logger"].get("wandb"):
+    if container["logger"].get("wandb") and run.is_main:
         from hebbian_es.loggers import WandbLogger
 
         wandb_logger = WandbLogger(container["logger"]["wandb"], container, run_dir)
@@ -87,7 +97,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             trainer = make_trainer(
                 val_check_interval=1,
                 limit_val_batches=1 if every > 0 and val.get("episodes", 0) > 0 else 0,
-                enable_progress_bar=bool(container.get("progress_bar", True)),
+                enable_progress_bar=bool(container.get("progress_bar", True)) and run.is_main,
             )
             trainer.fit(module)
         summary = finish(run, container, counts)
@@ -95,13 +105,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if test.get("after_fit") and int(test.get("episodes", 0)) > 0:
             results = run_test(run, container, which=test.get("checkpoint", "best"), episodes=int(test["episodes"]))
             summary["test"] = {k: {s: v[s] for s in ("mean", "sd", "min", "max", "episodes")} for k, v in results["envs"].items()}
-            write_json(run_dir / "summary.json", summary)
+            if run.is_main:
+                write_json(run_dir / "summary.json", summary)
         if wandb_logger is not None:
             wandb_logger.log_summary({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
             wandb_logger.log_image("fitness_curve", run_dir / "fitness_curve.png")
+        finished = True
         return summary
     finally:
         run.close()
+        distributed.shutdown(together=finished)
         if wandb_logger is not None:
             wandb_logger.finish()
 
@@ -109,7 +122,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def finish(run: ESRun, container: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
     from hebbian_es.plots import fitness_curve
 
-    rows = merged_metrics(run.run_dir)
+    rows = merged_metrics(run.run_dir) if run.is_main else []  # other ranks write nothing, read nothing
     if rows:
         envs = "+".join(e.name for e in run.task.envs)
         fitness_curve(rows, run.run_dir / "fitness_curve.png", f"{container['env'].get('name')} ({envs}) · rule={run.task.rule.name}")
@@ -132,7 +145,8 @@ def finish(run: ESRun, container: dict[str, Any], counts: dict[str, int]) -> dic
         "nonfinite_fitness_total": run.nonfinite_total,
         "versions": versions(),
     }
-    write_json(run.run_dir / "summary.json", summary)
+    if run.is_main:
+        write_json(run.run_dir / "summary.json", summary)
     return summary
 
 
@@ -168,6 +182,7 @@ def run_test(run: ESRun, container: dict[str, Any], which: str, episodes: int, e
     """Test protocol through the Lightning module's test phase; writes test_<which>.json."""
     from hebbian_es.lightning_module import HebbianESModule, make_trainer
 
+    distributed.barrier()  # rank 0 has written the last checkpoint before any rank reads it
     path = checkpoint.find_checkpoint(run.run_dir, which)
     saved = checkpoint.load(path)
     checkpoint.check_compatible(saved["task"], run.task.fingerprint(), path)
@@ -176,8 +191,9 @@ def run_test(run: ESRun, container: dict[str, Any], which: str, episodes: int, e
     results = module.test_results
     assert results is not None
     results.update({"checkpoint": str(path), "checkpoint_generation": saved["generation"]})
-    write_json(run.run_dir / f"test_{which}.json", results)
-    print(format_table(results), file=sys.stdout)
+    if run.is_main:
+        write_json(run.run_dir / f"test_{which}.json", results)
+        print(format_table(results), file=sys.stdout)
     return results
 
 

@@ -61,6 +61,7 @@ def evaluate(args: EvaluateArgs) -> dict[str, Any]:
         cfg["seed"] = args.seed
     if args.workers is not None:
         cfg["evaluator"]["workers"] = args.workers
+        cfg["evaluator"]["distributed"] = False  # this command runs on one machine
     run = ESRun(cfg, run_dir)
     return run_test(run, cfg, args.checkpoint, args.episodes, early_stop=args.early_stop)
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from hebbian_es.envs import ActionMapper, EnvPool, ObservationBatcher
+from hebbian_es.errors import ConfigError
 from hebbian_es.optim.base import Population
 from hebbian_es.rollout import run_lifetimes
 from hebbian_es.task import Task, build_task
@@ -151,12 +152,91 @@ class ProcessEvaluator:
         self.pool.join()
 
 
-def make_evaluator(
-    cfg: Mapping[str, Any], task: Task, task_cfg: Mapping[str, Any], phase: str = "train"
+class DistributedEvaluator:
+    """One share of every request per torch.distributed rank; only returns travel.
+
+    Every rank calls `evaluate` with the same request (it holds the same optimiser
+    state and materialises the same population from seeds); each evaluates its share
+    with its local evaluator (in-process, or its own worker processes) and an
+    all-gather of the fixed-size returns assembles the whole matrix on every rank.
+    The split is the one ProcessEvaluator uses: members, or episodes when there are
+    fewer members than ranks (validation, the test protocol).
+    """
+
+    def __init__(self, local: "SerialEvaluator | ProcessEvaluator", rank: int, world_size: int) -> None:
+        self.local = local
+        self.rank = rank
+        self.world_size = world_size
+        self.workers = world_size * local.workers
+
+    def evaluate(self, population: Population, indices: Sequence[int], episodes: Episodes) -> EvalResult:
+        import torch.distributed as dist
+
+        if self.world_size == 1:  # no launcher: a world of one
+            return self.local.evaluate(population, indices, episodes)
+        indices = list(indices)
+        by_episodes = len(indices) < self.world_size and len(episodes) > 1
+        if by_episodes:
+            shares = np.array_split(np.arange(len(episodes)), self.world_size)
+            mine = self.local.evaluate(population, indices, episodes.subset(shares[self.rank]))
+            block = mine.returns.T  # (episodes in my share, members)
+            width = len(indices)
+        else:
+            shares = np.array_split(np.arange(len(indices)), self.world_size)
+            mine = self.local.evaluate(population, [indices[i] for i in shares[self.rank]], episodes)
+            block = mine.returns
+            width = len(episodes)
+        rows = max(len(s) for s in shares)
+        n_sq = len(indices) if by_episodes else rows
+        # One float64 buffer per rank: returns (padded to the longest share), mean_sq, env steps.
+        buf = torch.full((rows * width + n_sq + 1,), float("nan"), dtype=torch.float64)
+        buf[: block.size] = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float64)).reshape(-1)
+        buf[rows * width : rows * width + len(mine.mean_sq)] = torch.from_numpy(np.asarray(mine.mean_sq, dtype=np.float64))
+        buf[-1] = float(mine.env_steps)
+        gathered = [torch.empty_like(buf) for _ in range(self.world_size)]
+        dist.all_gather(gathered, buf)
+        steps = int(sum(int(g[-1].item()) for g in gathered))
+        blocks = [g[: rows * width].numpy().reshape(rows, width)[: len(share)] for share, g in zip(shares, gathered)]
+        if by_episodes:
+            returns = np.zeros((len(indices), len(episodes)))
+            for share, b in zip(shares, blocks):
+                returns[:, share] = b.T
+            mean_sq = gathered[0][rows * width : rows * width + n_sq].numpy().copy()
+            return EvalResult(returns, mean_sq, steps)
+        returns = np.concatenate(blocks).reshape(len(indices), len(episodes))
+        mean_sq = np.concatenate([g[rows * width : rows * width + len(s)].numpy() for s, g in zip(shares, gathered)])
+        return EvalResult(returns, mean_sq, steps)
+
+    def close(self) -> None:
+        self.local.close()
+
+
+def _workers(value: Any) -> int:
+    return (os.cpu_count() or 1) if value in (None, "auto", 0) else int(value)
+
+
+def _local_evaluator(
+    workers: int, cfg: Mapping[str, Any], task: Task, task_cfg: Mapping[str, Any], phase: str
 ) -> SerialEvaluator | ProcessEvaluator:
-    workers = cfg.get("workers", 1)
-    workers = (os.cpu_count() or 1) if workers in (None, "auto", 0) else int(workers)
     batch = int(cfg.get("batch_size", 64))
     if workers <= 1:
         return SerialEvaluator(task, batch)
     return ProcessEvaluator(task_cfg, workers, batch, int(cfg.get("threads_per_worker", 1)), phase)
+
+
+def make_evaluator(
+    cfg: Mapping[str, Any], task: Task, task_cfg: Mapping[str, Any], phase: str = "train"
+) -> SerialEvaluator | ProcessEvaluator | DistributedEvaluator:
+    from hebbian_es import distributed
+
+    if cfg.get("distributed"):
+        info = distributed.init_process_group(str(cfg.get("backend", "gloo")), float(cfg.get("timeout_s", 600)))
+        local = _local_evaluator(int(cfg.get("workers_per_rank", 1)), cfg, task, task_cfg, phase)
+        return DistributedEvaluator(local, info.rank, info.world_size)
+    info = distributed.rank_info()
+    if info.world_size > 1:
+        raise ConfigError(
+            f"this process is rank {info.rank} of {info.world_size} (torchrun or a multi-task SLURM job) but "
+            "evaluator is not distributed; set evaluator=distributed"
+        )
+    return _local_evaluator(_workers(cfg.get("workers", 1)), cfg, task, task_cfg, phase)

@@ -59,10 +59,10 @@ class HebbianESModule(pl.LightningModule):
         if self.validation_episodes <= 0 or not self.run.validation_due(self.validation_every):
             return
         m = self.run.validate(self.validation_episodes)
-        assert self.run.metrics is not None
         for fn in self.on_generation:
             fn(m)
-        self.run.metrics.write_validation(m)
+        if self.run.metrics is not None:  # rank 0 of a distributed run writes
+            self.run.metrics.write_validation(m)
         self.log("val_mean", m["val_mean"], prog_bar=True, batch_size=1)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
@@ -84,9 +84,21 @@ class HebbianESModule(pl.LightningModule):
 def make_trainer(**kwargs: Any) -> pl.Trainer:
     # Lightning's notes about GPUs, optimisers and its own deprecations say nothing about an ES run.
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
-    for pattern in (".*configure_optimizers.*", ".*LeafSpec.*", ".*does not have many workers.*", ".*training_step.*returns `None`.*"):
+    patterns = (
+        ".*configure_optimizers.*",
+        ".*LeafSpec.*",
+        ".*does not have many workers.*",
+        ".*training_step.*returns `None`.*",
+        ".*sync_dist=True.*",  # each rank logs the same gathered numbers
+    )
+    for pattern in patterns:
         warnings.filterwarnings("ignore", pattern)
+    from pytorch_lightning.plugins.environments import LightningEnvironment
+
     defaults = dict(
+        # Each rank of a distributed ES run drives its own single-device trainer: don't
+        # let Lightning read SLURM/torchrun variables as if it were a DDP job.
+        plugins=[LightningEnvironment()],
         accelerator="cpu",
         devices=1,
         max_epochs=1,

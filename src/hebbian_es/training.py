@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from hebbian_es import checkpoint
+from hebbian_es import checkpoint, distributed
 from hebbian_es.errors import ConfigError
 from hebbian_es.evaluation import Episodes, make_evaluator
 from hebbian_es.loggers import MetricsFile
@@ -72,6 +72,8 @@ class ESRun:
         self.resumed_from: int | None = None
         self.evaluator: Any = None
         self.metrics: MetricsFile | None = None
+        # Distributed runs: every rank runs this loop; rank 0 alone writes.
+        self.is_main = distributed.rank_info().is_main
 
     # ---- state ---------------------------------------------------------------------------
     @property
@@ -124,9 +126,31 @@ class ESRun:
         """Open metrics and workers; `saved` is what check_resumable() returned (None: a new run)."""
         if saved is not None:
             self.restore(saved)
-        checkpoint.remove_partial_writes(self.ckpt_dir)
-        self.metrics = MetricsFile(self.run_dir, keep_below=self.generation)
+        # First: joining a process group waits for every rank, so no rank has read
+        # `last` after rank 0 starts writing the next one.
         self.evaluator = make_evaluator(self.cfg["evaluator"], self.task, self.cfg)
+        self._check_ranks_agree()
+        if self.is_main:
+            checkpoint.remove_partial_writes(self.ckpt_dir)
+            self.metrics = MetricsFile(self.run_dir, keep_below=self.generation)
+
+    def _check_ranks_agree(self) -> None:
+        """Every rank must run the same task from the same generation in the same directory."""
+        import hashlib
+
+        import torch.distributed as dist
+
+        if not dist.is_initialized() or dist.get_world_size() == 1:
+            return
+        mine = json.dumps([self.task.fingerprint(), self.seed, self.generation, str(self.run_dir)], sort_keys=True, default=str)
+        digest = torch.tensor(list(hashlib.sha256(mine.encode()).digest()[:8]), dtype=torch.int64)
+        everyone = [torch.empty_like(digest) for _ in range(dist.get_world_size())]
+        dist.all_gather(everyone, digest)
+        if any(not torch.equal(everyone[0], d) for d in everyone):
+            raise ConfigError(
+                f"ranks disagree on the run (config, seed, resumed generation or run_dir; rank {dist.get_rank()}: "
+                f"generation {self.generation}, run_dir {str(self.run_dir)!r}); with torchrun pass the same hydra.run.dir to every rank"
+            )
 
     def close(self) -> None:
         if self.evaluator is not None:
@@ -171,16 +195,18 @@ class ESRun:
         }
         if math.isfinite(center_return) and center_return > self.best["fitness"]:
             self.best = {"fitness": center_return, "generation": gen}
-            payload = self._checkpoint_payload(state)  # the centre that earned it, before `tell`
-            payload["params"] = center.clone()
-            checkpoint.atomic_save(payload, self.ckpt_dir / checkpoint.BEST)
+            if self.is_main:
+                payload = self._checkpoint_payload(state)  # the centre that earned it, before `tell`
+                payload["params"] = center.clone()
+                checkpoint.atomic_save(payload, self.ckpt_dir / checkpoint.BEST)
         metrics["best_center_return"] = self.best["fitness"]
-        assert self.metrics is not None
-        # The row first: a kill before `last` is saved replays generation g and rewrites its row.
-        self.metrics.write(metrics)
-        last = self._checkpoint_payload(self.state)
-        last["params"] = self.optimizer.center(self.state).clone()
-        checkpoint.atomic_save(last, self.ckpt_dir / checkpoint.LAST)
+        if self.is_main:
+            assert self.metrics is not None
+            # The row first: a kill before `last` is saved replays generation g and rewrites its row.
+            self.metrics.write(metrics)
+            last = self._checkpoint_payload(self.state)
+            last["params"] = self.optimizer.center(self.state).clone()
+            checkpoint.atomic_save(last, self.ckpt_dir / checkpoint.LAST)
         return metrics
 
     def validation_due(self, every: int) -> bool:
