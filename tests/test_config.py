@@ -254,3 +254,25 @@ def test_unknown_names_list_the_allowed_values(hydra_ctx):
     with pytest.raises(ConfigError) as info:
         make_optimizer({"name": "nevergrad"})
     assert "openai_es" in str(info.value)
+
+
+@pytest.mark.parametrize("sweep", _group("sweep"))
+def test_every_named_sweep_composes_with_deterministic_dirs(hydra_ctx, sweep):
+    cfg = compose("train", overrides=[f"sweep={sweep}", "run_dir=unused"], return_hydra_config=True)
+    compare = cfg.sweep.compare
+    params = cfg.hydra.sweeper.params
+    assert compare in params and "seed" in params and len(str(params.seed).split(",")) == 3
+    for choice in str(params[compare]).split(","):  # every swept choice exists and composes
+        compose("train", overrides=[f"sweep={sweep}", f"{compare}={choice}", "run_dir=unused"])
+    assert "${now" not in OmegaConf.to_yaml(cfg.hydra.sweep)  # no timestamp: a rerun finds (and resumes) its runs
+    assert cfg.hydra.sweep.dir == f"outputs/sweeps/{cfg.sweep.name}"
+    assert cfg.sweep.name.startswith(sweep)
+
+
+def test_launcher_configs_requeue_and_take_site_overrides(hydra_ctx):
+    cfg = compose("train", overrides=["hydra/launcher=slurm", "run_dir=unused"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.max_num_timeout > 0
+    assert launcher.cpus_per_task == 1 and launcher.tasks_per_node == 1
+    local = compose("train", overrides=["hydra/launcher=local", "run_dir=unused"], return_hydra_config=True)
+    assert local.hydra.launcher._target_.endswith("LocalLauncher")

@@ -12,6 +12,7 @@ generations of a population of 8.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import signal
@@ -546,8 +547,16 @@ def test_wandb_offline_run_is_written_locally(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     d = tmp_path / "run"
-    train_run(d, "logger=wandb", "test.episodes=2")
+    train_run(d, "logger=wandb", "test.episodes=2", "sweep.name=my_sweep")
     offline = list((d / "wandb").glob("offline-run-*"))
     assert len(offline) == 1, list(d.iterdir())
     files = list(offline[0].rglob("*.wandb"))
     assert files and files[0].stat().st_size > 0, "the run's history was written locally"
+    written = files[0].read_bytes()
+    for key in (b"center_return", b"val_mean", b"test_table", b"fitness_curve", b"my_sweep"):
+        assert key in written, key  # metrics, the test table, the plot, and the sweep as W&B group
+    assert offline[0].name.endswith(hashlib.sha256(str(d.resolve()).encode()).hexdigest()[:16])  # id from run dir
+    sync = subprocess.run(
+        [sys.executable, "-m", "wandb", "sync", "--dry-run", str(offline[0])], capture_output=True, text=True, timeout=120
+    )
+    assert sync.returncode == 0, sync.stderr

@@ -63,28 +63,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("evolved parameters: %s", _format_counts(counts))
     log.info("rule=%s coefficients/synapse=%d, run_dir=%s", run.task.rule.name, run.task.rule.coefficients_per_synapse, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if run.is_main:
+        write_status(run_dir, "running", container)
     if saved is None and run.is_main:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     elif saved is not None:
         log.info("resuming from generation %d (%s)", saved["generation"], run_dir / "checkpoints" / checkpoint.LAST)
     try:
         run.start(saved)
-    except ConfigError:  # every rank found the same problem (ranks disagree): leave together
+    except ConfigError as exc:  # every rank found the same problem (ranks disagree): leave together
         run.close()
         distributed.shutdown()
+        if run.is_main:
+            write_status(run_dir, "failed", container, error=f"ConfigError: {exc}")
         raise
-    except BaseException:
+    except BaseException as exc:
         run.close()
         distributed.shutdown(together=False)
+        if run.is_main:
+            write_status(run_dir, "failed", container, error=f"{type(exc).__name__}: {exc}")
         raise
 
     finished = False
     wandb_logger = None
-    if container["logger"].get("wandb") and run.is_main:
-        from hebbian_es.loggers import WandbLogger
-
-        wandb_logger = WandbLogger(container["logger"]["wandb"], container, run_dir)
     try:
+        if container["logger"].get("wandb") and run.is_main:  # one W&B run per job, rank 0 only
+            from hebbian_es.loggers import WandbLogger
+
+            wandb_logger = WandbLogger(container["logger"]["wandb"], container, run_dir)
         from hebbian_es.lightning_module import HebbianESModule, make_trainer
 
         val = container["validation"]
@@ -107,11 +113,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             summary["test"] = {k: {s: v[s] for s in ("mean", "sd", "min", "max", "episodes")} for k, v in results["envs"].items()}
             if run.is_main:
                 write_json(run_dir / "summary.json", summary)
+            if wandb_logger is not None:
+                wandb_logger.log_test(results)
         if wandb_logger is not None:
             wandb_logger.log_summary({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
             wandb_logger.log_image("fitness_curve", run_dir / "fitness_curve.png")
         finished = True
+        if run.is_main:
+            write_status(run_dir, "finished", container)
         return summary
+    except BaseException as exc:
+        if run.is_main:
+            # SystemExit/KeyboardInterrupt: stopped (SLURM requeue, Ctrl-C); resumable from last.pt
+            stopped = isinstance(exc, (SystemExit, KeyboardInterrupt))
+            write_status(run_dir, "stopped" if stopped else "failed", container, error=f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         run.close()
         distributed.shutdown(together=finished)
@@ -159,6 +175,28 @@ def merged_metrics(run_dir: Path) -> list[dict[str, Any]]:
         if g in by_gen:
             by_gen[g]["val_mean"] = v["val_mean"]
     return rows
+
+
+STATUSES = ("running", "finished", "failed", "stopped")
+
+
+def write_status(run_dir: Path, status: str, container: dict[str, Any], error: str | None = None) -> None:
+    """status.json: where a run stands (for reports over sweeps) and which config choices made it."""
+    import time
+
+    from hydra.core.hydra_config import HydraConfig
+
+    assert status in STATUSES
+    info: dict[str, Any] = {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "sweep": container.get("sweep")}
+    if HydraConfig.initialized():
+        runtime = HydraConfig.get().runtime
+        info["choices"] = {k: v for k, v in runtime.choices.items() if not k.startswith("hydra/")}
+        info["overrides"] = list(HydraConfig.get().overrides.task)
+    if error:
+        info["error"] = error
+    tmp = run_dir / "status.json.tmp"
+    tmp.write_text(json.dumps(json_safe(info), indent=2, default=str) + "\n")
+    tmp.replace(run_dir / "status.json")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -90,6 +90,7 @@ def make_trainer(**kwargs: Any) -> pl.Trainer:
         ".*does not have many workers.*",
         ".*training_step.*returns `None`.*",
         ".*sync_dist=True.*",  # each rank logs the same gathered numbers
+        ".*The `srun` command is available.*",  # a SLURM machine, but not a Lightning DDP job
     )
     for pattern in patterns:
         warnings.filterwarnings("ignore", pattern)

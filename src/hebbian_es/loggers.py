@@ -90,20 +90,26 @@ class WandbLogger:
     def __init__(self, cfg: Mapping[str, Any], run_config: Mapping[str, Any], run_dir: Path) -> None:
         import wandb
 
+        import hashlib
+
         mode = cfg.get("mode", "offline")
         os.environ.setdefault("WANDB_SILENT", "true")
         self.wandb = wandb
+        # The run's id comes from its directory: a resumed or requeued job continues the same W&B run.
+        run_id = cfg.get("id") or hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
+        sweep = run_config.get("sweep") or {}
         self.run = wandb.init(
             project=cfg.get("project", "hebbian_es"),
             entity=cfg.get("entity"),
-            group=cfg.get("group"),
+            group=cfg.get("group") or sweep.get("name"),  # runs of one sweep share a group
+            job_type=cfg.get("job_type") or "train",
             name=cfg.get("name"),
             tags=list(cfg.get("tags") or []),
             mode=mode,
             dir=str(cfg.get("dir") or run_dir),
             config=dict(run_config),
-            id=cfg.get("id"),
-            resume="allow" if cfg.get("id") else None,
+            id=run_id,
+            resume="allow",
         )
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
@@ -115,6 +121,15 @@ class WandbLogger:
 
     def log_image(self, key: str, path: Path) -> None:
         self.run.log({key: self.wandb.Image(str(path))})
+
+    def log_test(self, results: Mapping[str, Any]) -> None:
+        """The test protocol's table (per env / body) and its means as summary values."""
+        columns = ["env", "seen", "episodes", "mean", "sd", "min", "max", "solved"]
+        table = self.wandb.Table(columns=columns)
+        for name, st in results["envs"].items():
+            table.add_data(name, st.get("seen"), st["episodes"], st["mean"], st["sd"], st["min"], st["max"], st.get("solved"))
+            self.run.summary[f"test/{name}/mean"] = st["mean"]
+        self.run.log({"test_table": table})
 
     def finish(self) -> None:
         self.run.finish()
