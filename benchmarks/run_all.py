@@ -1,8 +1,9 @@
 """Every benchmark table in one command:  python benchmarks/run_all.py
 
 Runs, each in its own process: the per-step split (ant, CarRacing), the ES
-bookkeeping for CarRacing's 458,002 parameters x population 200, and 1 vs 2
-local workers on the ant.  Takes a few minutes on 2 cores.
+bookkeeping for CarRacing's 458,002 parameters x population 200, 1 vs 2
+local workers on the ant, and the quadruped env alone (AntBulletEnv-v0 vs
+FastAnt-v0 vs bare physics).  Takes a few minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ RUNS = [
     ["bench_step.py", "--envs", "carracing", "--batch", "8", "--steps", "150", "--repeats", "2"],
     ["bench_es.py", "--repeats", "3"],
     ["bench_workers.py", "--env", "ant", "--popsize", "16", "--steps", "200", "--repeats", "2"],
+    ["bench_ant_env.py", "--steps", "1000", "--repeats", "5"],
 ]
 
 
