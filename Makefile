@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast clean
+.PHONY: install run test test-fast slurm-start slurm-stop clean
 
 install: $(VENV)/.installed
 
@@ -22,13 +22,24 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(PY) -m hebbian_es $(ARGS)
 
-## test: the whole suite, unit and end-to-end (what CI runs)
+## test: the whole suite, unit, end-to-end and SLURM (what CI runs). Starts the local
+## single-node SLURM cluster (as root; docs/slurm.md), runs pytest, then always stops the
+## cluster (also on Ctrl-C) and exits with pytest's exit code.
 test: install
-	$(PY) -m pytest tests -q $(PYTEST_ARGS)
+	./scripts/slurm/start-cluster.sh && { \
+	  trap './scripts/slurm/stop-cluster.sh' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	  HEBBIAN_ES_REQUIRE_SLURM=1 $(PY) -m pytest tests -q $(PYTEST_ARGS); rc=$$?; exit $$rc; }
 
-## test-fast: unit tests only
+## test-fast: unit tests only (no slow end-to-end tests, no SLURM)
 test-fast: install
-	$(PY) -m pytest tests -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest tests -q -m "not slow and not slurm" $(PYTEST_ARGS)
+
+## slurm-start / slurm-stop: the local single-node SLURM cluster (docs/slurm.md)
+slurm-start:
+	./scripts/slurm/start-cluster.sh
+
+slurm-stop:
+	./scripts/slurm/stop-cluster.sh
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
