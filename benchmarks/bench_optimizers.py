@@ -1,6 +1,6 @@
 """OpenAI-ES against each exposed Nevergrad optimiser (docs/optimizers.md).
 
-    python benchmarks/bench_optimizers.py                    # both parts, ~8 min on 2 cores
+    python benchmarks/bench_optimizers.py                    # both parts, ~3.5 min on 2 cores
     python benchmarks/bench_optimizers.py --part task        # equal-budget runs on CartPole only
     python benchmarks/bench_optimizers.py --part overhead    # ask/tell only, 456,640 params x 64
 
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--part", choices=("task", "overhead", "both"), default="both")
     parser.add_argument("--optimizers", nargs="+", default=list(OPTIMIZERS), choices=OPTIMIZERS)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--generations", type=int, default=40)
+    parser.add_argument("--generations", type=int, default=100)
     parser.add_argument("--popsize", type=int, default=32)
     parser.add_argument("--threshold", type=float, default=195.0, help="CartPole's classic 'solved' bar at 200 steps")
     parser.add_argument("--final-episodes", type=int, default=20)
