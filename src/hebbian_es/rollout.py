@@ -5,9 +5,20 @@ the action sent to the env, and a Hebbian update of every plastic synapse with
 that step's activations.  No reward reaches the network.  B lifetimes run
 together: the network work is batched over the population; envs step one by one.
 
-Hooks let analyses perturb a lifetime without a second loop: each hook may
-implement any of `plasticity_enabled(t)`, `on_weights(t, policy)` and
-`on_actions(t, actions)`.
+Hooks let analyses perturb a lifetime without a second loop (hebbian_es.perturbations
+has the ones `python -m hebbian_es.analyze` uses).  A hook may implement any of,
+called in this order at every step t = 0, 1, ... and in the order the hooks are given:
+
+- `on_weights(t, policy)`: before the forward pass; may change `policy.weights`
+  (the weights recorded for step t are the ones after these hooks).
+- `on_outputs(t, outputs) -> outputs`: after the forward pass; the returned (B, n)
+  tensor replaces the output layer's activity: the action is computed from it and
+  the Hebbian update of the last layer sees it as its post-synaptic activity.
+- `on_actions(t, actions) -> actions`: the env actions, after squashing; the
+  network does not see the change.
+- `plasticity_enabled(t)`: after the env step; whether the Hebbian update of step
+  t runs: a bool for every lifetime, or a (B,) bool array, one per lifetime (rows
+  with False keep their weights).
 """
 
 from __future__ import annotations
@@ -73,6 +84,7 @@ def run_lifetimes(
     a_steps: list[int] = []
     gate = [h.plasticity_enabled for h in hooks if hasattr(h, "plasticity_enabled")]
     weight_hooks = [h.on_weights for h in hooks if hasattr(h, "on_weights")]
+    output_hooks = [h.on_outputs for h in hooks if hasattr(h, "on_outputs")]
     action_hooks = [h.on_actions for h in hooks if hasattr(h, "on_actions")]
 
     t = 0
@@ -91,6 +103,10 @@ def run_lifetimes(
                 returns[hit] = np.nan
                 alive &= ~blown
                 out = torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+            if output_hooks:
+                for hook in output_hooks:
+                    out = hook(t, out)
+                policy.activations[-1] = out
             if keep and record.activations:
                 a_trace.append([a.numpy().copy() for a in policy.activations])
                 a_steps.append(t)
@@ -108,8 +124,8 @@ def run_lifetimes(
                     alive[i] = False
             if step_rewards is not None:
                 rewards.append(step_rewards)
-            if policy.plastic and all(g(t) for g in gate):
-                policy.update()
+            if policy.plastic:
+                _hebbian_step(policy, [g(t) for g in gate])
             t += 1
     if record.weights:
         w_trace.append([w.numpy().copy() for w in policy.plastic_weights()])
@@ -124,3 +140,21 @@ def run_lifetimes(
         result.activations = [np.stack([snap[k] for snap in a_trace]) for k in range(len(a_trace[0]))]
         result.activation_steps = np.asarray(a_steps)
     return result
+
+
+def _hebbian_step(policy: PolicyPopulation, gates: list[Any]) -> None:
+    """The Hebbian update, for the lifetimes every gate lets through (a bool or a (B,) mask each)."""
+    if not gates:
+        policy.update()
+        return
+    enabled = np.ones(policy.batch, dtype=bool)
+    for g in gates:
+        enabled &= np.broadcast_to(np.asarray(g, dtype=bool), enabled.shape)
+    if enabled.all():
+        policy.update()
+    elif enabled.any():
+        frozen = torch.from_numpy(~enabled)
+        kept = [w[frozen].clone() for w in policy.plastic_weights()]
+        policy.update()
+        for w, k in zip(policy.plastic_weights(), kept):
+            w[frozen] = k
