@@ -4,30 +4,40 @@
 `hebbian_es.ant:MorphAnt-v0` (damages, random_damage, render_mode) and returns the
 same observations, rewards (`rewards` list: alive, progress, electricity,
 joints-at-limit, feet-collision), terminated flags and infos for the same seed and
-actions (tests/test_ant_fast.py steps both side by side).  The physics is the same
-pybullet world built by the same calls in the same order (stadium plane, gravity,
-0.0165 s steps of 4 substeps, 5 solver iterations, contact ERP 0.9, deterministic
-overlapping pairs, the MJCF loaded with the same flags, save/restoreState between
-episodes); only the reading of the state is batched: one getJointStates, one
-getLinkStates, one base pose, one base velocity and one contact query (ant vs
-plane) per step instead of pybullet_envs_gymnasium's per-joint, per-part and
-per-foot calls, with precomputed index arrays and vector arithmetic.
+actions (tests/test_ant_fast.py steps both side by side; bit-identical here).  The
+physics is the same pybullet world built by the same calls in the same order
+(stadium plane, gravity, 0.0165 s steps of 4 substeps, 5 solver iterations, contact
+ERP 0.9, deterministic overlapping pairs, the MJCF loaded with the same flags,
+save/restoreState between episodes), in a private DIRECT client per env.  Only the
+reading-back is lean: per step one getJointStates, one getLinkStates, one base
+pose, one base velocity and one ant-vs-plane contact query instead of
+pybullet_envs_gymnasium's per-joint, per-part and per-foot calls, and the
+arithmetic in plain Python floats, numpy's roundings redone exactly (float32 casts
+by array("f"), np.mean's pairwise sums, float32 comparisons): after a physics step
+every numpy call runs on cold caches, and a handful of them cost more than the
+arithmetic.  What stays numpy: the observation array and np.linalg.norm's BLAS dot
+(whose rounding depends on the machine's BLAS kernel).  The one product written
+out without BLAS is the body velocity's rotation, which only reaches the float32
+observation (a last-bit float64 difference has not been seen to change it).
 
 Quirks of AntBulletEnv-v0 kept on purpose, because they change numbers:
 * `body_xyz` (whose x, y give the progress term and the angle to the target) is the
   mean of the parts' positions, and from the end of an env's first reset on the
   parts include the floor (pybullet_envs_gymnasium adds it to the robot's part
   dict), so the first reset of a (re)built body averages 21 points, every later
-  state 22 (floor at the origin).
+  state 22 (floor at the origin): the first episode's reset observation and first
+  progress differ from a later episode's with the same seed.
 * The feet contacts in an observation are those found at the previous step (the
   env updates them after building the observation); zeros after a reset.
 * The electricity cost uses the raw action, the torque the clipped one.
+* feet_collision_cost is always 0 (commented out upstream).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from array import array as _array
 from typing import Any, Mapping, Sequence
 
 import gymnasium as gym
@@ -65,13 +75,20 @@ _setJointMotorControlArray = p.setJointMotorControlArray
 _stepSimulation = p.stepSimulation
 _TORQUE_CONTROL = p.TORQUE_CONTROL
 _add_reduce = np.add.reduce
-_absolute, _multiply = np.absolute, np.multiply
 _F32 = np.dtype(np.float32)
-_LIMIT = float(np.float32(0.99))  # numpy compares float32 with a Python float in float32
-try:  # the ufunc np.clip calls, without np.clip's Python layers
-    from numpy._core.umath import clip as _clip
-except ImportError:  # pragma: no cover - numpy < 2
-    from numpy.core.umath import clip as _clip
+
+
+def _float32_above_threshold(limit: float) -> float:
+    """t such that |x| > t exactly when float32(|x|) > float32(limit), for a float64 x (numpy
+    compares a float32 array with a Python float in float32): x rounds above float32(limit)
+    from the midpoint to the next float32 up, ties going to the even one."""
+    lo = np.float32(limit)
+    hi = np.nextafter(lo, np.float32(np.inf))
+    mid = (float(lo) + float(hi)) / 2  # exact in float64
+    return math.nextafter(mid, 0.0) if float(np.float32(mid)) == float(hi) else mid
+
+
+_AT_LIMIT = _float32_above_threshold(0.99)  # WalkerBase: np.abs(j[0::2]) > 0.99
 
 
 def _pairwise_sum(a: Sequence[float]) -> float:
@@ -98,10 +115,28 @@ def _pairwise_sum(a: Sequence[float]) -> float:
     return res
 
 
+def _f32(values: Sequence[float]) -> list[float]:
+    """Each value rounded to float32 (C's double -> float cast: IEEE round to nearest even)."""
+    return _array("f", values).tolist()
+
+
 def _f32_div8(s: float) -> float:
     """float32(s) / 8 in float32 for a float32 value s: exact in float64 unless it falls below
     float32's normal range."""
     return s / 8 if s == 0.0 or abs(s) >= 2.0**-123 else float(np.float32(s) / np.float32(8))
+
+
+def _f32_mean8_pair(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """(mean |a * b|, mean a * a) of 8 float32 values each, rounded as numpy's float32
+    multiply, add.reduce (pairwise: ((0+1)+(2+3))+((4+5)+(6+7))) and mean do.  Products and
+    sums of two float32 values are exact in float64 (or too lopsided for the second rounding to
+    matter), so rounding each result once to float32 is numpy's float32 arithmetic.
+    tests/test_ant_fast.py checks it against numpy."""
+    p = _f32([abs(x * y) for x, y in zip(a, b)] + [x * x for x in a])
+    q = _f32([p[0] + p[1], p[2] + p[3], p[4] + p[5], p[6] + p[7], p[8] + p[9], p[10] + p[11], p[12] + p[13], p[14] + p[15]])
+    q = _f32([q[0] + q[1], q[2] + q[3], q[4] + q[5], q[6] + q[7]])
+    s_ab, s_aa = _f32([q[0] + q[1], q[2] + q[3]])
+    return _f32_div8(s_ab), _f32_div8(s_aa)
 
 
 class FastAntEnv(gym.Env):
@@ -193,9 +228,9 @@ class FastAntEnv(gym.Env):
         self._initial_z: float | None = None
         self._feet_contact = [0.0] * 4
         self._has_nan = False
-        # the electricity cost's two float32 sums, |a * joint_speeds| and a², reduced together
-        self._cost_terms = np.empty((2, 8), dtype=np.float32)
-        self._cost_rows = (self._cost_terms[0], self._cost_terms[1])
+        self._z32 = 0.0
+        self._speeds32 = [0.0] * 8
+        self._target_delta = np.zeros(2)  # [dy, dx] to the walk target, for np.linalg.norm's dot
 
     def _close_sim(self) -> None:
         if self._cid >= 0 and self._pid == os.getpid():
@@ -235,24 +270,28 @@ class FastAntEnv(gym.Env):
         return state.astype(np.float32), info
 
     def _calc_state(self) -> np.ndarray:
-        """WalkerBase.calc_state with one query per kind of state; also sets joint_speeds,
-        joints_at_limit, body_xyz, body_rpy and the walk-target distance for the reward."""
+        """WalkerBase.calc_state with one query per kind of state; also sets the float32 joint
+        speeds, joints_at_limit, body_xyz, body_rpy and the walk-target distance.
+
+        Pure Python but for the observation array and the distance's BLAS dot (after the
+        physics step every numpy call runs on cold caches); each float32 rounding numpy
+        would do is done by array("f") (IEEE round to nearest, as numpy's casts)."""
         cid, ant = self._cid, self._ant
-        # joints: (2 (q - low) / (high - low) - 1, 0.1 q') in float64, interleaved
-        vals = [0.0] * 8  # the body terms go here below
-        add = vals.append
-        for (q, v, _, _), low, span in zip(_getJointStates(ant, self._motors, cid), self._low_list, self._span_list):
-            add(2 * (q - low) / span - 1.0)
-            add(0.1 * v)
-        vals += self._feet_contact  # those of the previous step, as the original
-        # body_xyz: mean x, y of the parts (link 0, the base, links 1.., then the floor), torso z
+        # every query first, then the arithmetic
+        joints = _getJointStates(ant, self._motors, cid)
         (bx, by, bz), orn = _getBasePositionAndOrientation(ant, cid)
-        pts = [s[0] for s in _getLinkStates(ant, self._links, 0, 0, cid)]
-        pts.insert(self._base_slot, (bx, by, bz))
+        links = _getLinkStates(ant, self._links, 0, 0, cid)
+        (vx, vy, vz), _ = _getBaseVelocity(ant, cid)
+        # body_xyz: mean x, y of the parts (link 0, the base, links 1.., then the floor), torso z
+        xs = [s[0][0] for s in links]
+        ys = [s[0][1] for s in links]
+        k = self._base_slot
+        xs.insert(k, bx)
+        ys.insert(k, by)
         if self._with_floor:
-            pts.append(self._floor_xyz)
-        xs, ys, _ = zip(*pts)
-        n = len(pts)
+            xs.append(self._floor_xyz[0])
+            ys.append(self._floor_xyz[1])
+        n = len(xs)
         x, y = _pairwise_sum(xs) / n, _pairwise_sum(ys) / n  # np.mean
         self.body_xyz = (x, y, bz)
         self.body_real_xyz = (bx, by, bz)
@@ -260,30 +299,56 @@ class FastAntEnv(gym.Env):
         if self._initial_z is None:
             self._initial_z = bz
         dy, dx = WALK_TARGET_Y - y, WALK_TARGET_X - x
-        d = np.array((dy, dx))
+        d = self._target_delta
+        d[0] = dy
+        d[1] = dx
         self._walk_target_dist = math.sqrt(d.dot(d))  # np.linalg.norm([dy, dx]): BLAS dot, sqrt
         angle_to_target = math.atan2(dy, dx) - yaw
         # np.dot(rot_speed, speed), rot_speed = [[c, -s, 0], [s, c, 0], [0, 0, 1]] (c, s of -yaw),
-        # written out: BLAS may round the float64 differently (FMA), never seen to change the float32
+        # written out: BLAS may round the float64 differently (FMA), never seen to change the
+        # float32; `zero` is the zero entries' products: 0, or nan where a speed is not finite
         c, s = math.cos(-yaw), math.sin(-yaw)
-        (vx, vy, vz), _ = _getBaseVelocity(ant, cid)
-        vals[:8] = (
+        zero = 0.0 * (vx + vy + vz)
+        vals = [
             bz - self._initial_z,
             math.sin(angle_to_target),
             math.cos(angle_to_target),
-            0.3 * (c * vx - s * vy),
-            0.3 * (s * vx + c * vy),
-            0.3 * vz,
+            0.3 * (c * vx - s * vy + zero),
+            0.3 * (s * vx + c * vy + zero),
+            0.3 * (vz + zero),
             r,
             pitch,
-        )
-        raw = np.array(vals, dtype=np.float32)
-        # nan survives the clip (inf does not): np.isfinite(state).all() is "no nan in vals"
-        self._has_nan = not math.isfinite(sum(vals)) and any(v != v for v in vals)
-        self.joint_speeds = raw[9:24:2]
-        # np.abs(positions) > 0.99, compared in float32 as numpy does
-        self.joints_at_limit = sum(1 for v in raw[8:24:2].tolist() if v > _LIMIT or v < -_LIMIT)
-        return _clip(raw, -5.0, 5.0)  # np.clip(state, -5, +5)
+        ]
+        # joints: (2 (q - low) / (high - low) - 1, 0.1 q') in float64, interleaved; at the limit:
+        # |float32(position)| > float32(0.99), as numpy compares
+        add = vals.append
+        speeds = [vals[0]]  # float32 of these below: the state's z term, then the joint speeds
+        keep = speeds.append
+        at_limit = 0
+        for (q, v, _, _), low, span in zip(joints, self._low_list, self._span_list):
+            pos = 2 * (q - low) / span - 1.0
+            vel = 0.1 * v
+            add(pos)
+            add(vel)
+            keep(vel)
+            if pos > _AT_LIMIT or pos < -_AT_LIMIT:
+                at_limit += 1
+        vals += self._feet_contact  # those of the previous step, as the original
+        self.joints_at_limit = at_limit
+        # np.clip(state, -5, +5) before the float32 cast: the same (±5 are float32, rounding is
+        # monotone); nan stays nan, and survives as the only non-finite value
+        vals = [-5.0 if v < -5.0 else 5.0 if v > 5.0 else v for v in vals]
+        speeds[0] = vals[0]
+        self._has_nan = not math.isfinite(sum(vals))
+        f32 = _f32(speeds)
+        self._z32 = f32[0]  # state[0]
+        self._speeds32 = f32[1:]  # joint_speeds (float32, unclipped)
+        return np.array(vals, dtype=np.float32)
+
+    @property
+    def joint_speeds(self) -> np.ndarray:
+        """WalkerBase.joint_speeds: the scaled joint speeds as float32."""
+        return np.array(self._speeds32, dtype=np.float32)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         a = action
@@ -299,27 +364,24 @@ class FastAntEnv(gym.Env):
         cid, ant = self._cid, self._ant
         _setJointMotorControlArray(ant, self._motors, _TORQUE_CONTROL, forces=torques, physicsClientId=cid)
         _stepSimulation(cid)
+        contacts = _getContactPoints(ant, self._plane, -2, -2, cid)
 
         state = self._calc_state()
-        alive = 1.0 if float(state[0]) + self._initial_z > 0.26 else -1.0  # torso z above 0.26
+        alive = 1.0 if self._z32 + self._initial_z > 0.26 else -1.0  # torso z above 0.26
         done = alive < 0
-        if self._has_nan:
+        if self._has_nan and np.isnan(state).any():
             done = True
         potential_old = self._potential
         self._potential = -self._walk_target_dist / DT
         progress = self._potential - potential_old
 
-        touching = {c[3] for c in _getContactPoints(ant, self._plane, -2, -2, cid)}  # linkIndexA of each
+        touching = {c[3] for c in contacts}  # linkIndexA of each
         self._feet_contact = [1.0 if link in touching else 0.0 for link in self._feet]
 
-        if fast:  # np.mean of float32: the same pairwise sums (one reduce for both), / 8 in float32
-            el, sq = self._cost_rows
-            _multiply(a, self.joint_speeds, el)
-            _absolute(el, el)
-            _multiply(a, a, sq)
-            s_el, s_sq = _add_reduce(self._cost_terms, 1).tolist()
-            electricity_cost = ELECTRICITY_COST * _f32_div8(s_el)
-            electricity_cost += STALL_TORQUE_COST * _f32_div8(s_sq)
+        if fast:  # np.abs(a * joint_speeds).mean(), np.square(a).mean() in float32
+            s_el, s_sq = _f32_mean8_pair(acts, self._speeds32)
+            electricity_cost = ELECTRICITY_COST * s_el
+            electricity_cost += STALL_TORQUE_COST * s_sq
         else:
             electricity_cost = ELECTRICITY_COST * float(np.abs(a * self.joint_speeds).mean())
             electricity_cost += STALL_TORQUE_COST * float(np.square(a).mean())
