@@ -9,7 +9,10 @@ untimed steps after the reset, then `--steps` timed ones; the figure is the medi
 over `--repeats` (the rows take turns inside each repeat, so load spikes hit all
 of them alike).  "physics" is the floor a step cannot go below: the 8 torques
 set in one call and one stepSimulation (0.0165 s = 4 substeps of 0.004125 s, as
-the env does), no state read back.  Ratios are against AntBulletEnv-v0 measured
+the env does), no state read back; "physics + queries" adds the five pybullet
+queries FastAnt-v0 reads the state with (joints, links, base pose, base
+velocity, contacts), no arithmetic: the floor for any env built on pybullet's
+Python API.  Ratios are against AntBulletEnv-v0 measured
 in the same process.  `--clock thread` counts this thread's CPU time instead of
 wall time: steadier on a machine shared with other jobs (it leaves out the
 time the scheduler gives to them, not their effect on caches).
@@ -53,22 +56,34 @@ def _env_stepper(env: Any) -> Callable[[list[np.ndarray], int], float]:
     return run
 
 
-def _physics_stepper(env: FastAntEnv) -> Callable[[list[np.ndarray], int], float]:
-    """The same world, driven with the same torques, nothing read back."""
+def _physics_stepper(env: FastAntEnv, queries: bool) -> Callable[[list[np.ndarray], int], float]:
+    """The same world, driven with the same torques; the state read back or not."""
 
     def run(actions: list[np.ndarray], warmup: int) -> float:
         env.reset(seed=0)
-        cid, ant, motors = env._cid, env._ant, env._motors
+        cid, ant, motors, links, plane = env._cid, env._ant, env._motors, env._links, env._plane
         control, sim, torque = p.setJointMotorControlArray, p.stepSimulation, p.TORQUE_CONTROL
+        joints, link_states, pose, velocity, contacts = (
+            p.getJointStates, p.getLinkStates, p.getBasePositionAndOrientation, p.getBaseVelocity, p.getContactPoints,
+        )  # fmt: skip
         forces = [(250.0 * np.clip(a, -1, 1).astype(np.float64)).tolist() for a in actions]
-        for f in forces[:warmup]:
+
+        def step(f: list[float]) -> None:
             control(ant, motors, torque, forces=f, physicsClientId=cid)
-            sim(physicsClientId=cid)
+            sim(cid)
+            if queries:
+                contacts(ant, plane, -2, -2, cid)
+                joints(ant, motors, cid)
+                pose(ant, cid)
+                link_states(ant, links, 0, 0, cid)
+                velocity(ant, cid)
+
+        for f in forces[:warmup]:
+            step(f)
         timed = forces[warmup:]
         t0 = clock()
         for f in timed:
-            control(ant, motors, torque, forces=f, physicsClientId=cid)
-            sim(physicsClientId=cid)
+            step(f)
         return (clock() - t0) / len(timed) * 1e6
 
     return run
@@ -90,7 +105,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     runs = {
         "AntBulletEnv-v0 (MorphAnt-v0)": _env_stepper(base_env),
         "FastAnt-v0": _env_stepper(fast_env),
-        "physics (torques + stepSimulation)": _physics_stepper(floor_env),
+        "physics + queries": _physics_stepper(floor_env, queries=True),
+        "physics (torques + stepSimulation)": _physics_stepper(floor_env, queries=False),
     }
     times: dict[str, list[float]] = {name: [] for name in runs}
     try:

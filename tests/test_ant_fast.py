@@ -132,6 +132,33 @@ def test_a_short_run_matches_with_the_project_wrappers():
         assert abs(fr - br) <= REWARD_ATOL and abs(ftot - btot) <= REWARD_ATOL and (fte, ftr) == (bte, btr)
 
 
+def test_observations_beyond_the_clip_match():
+    """Throw the body (the same base velocity set in both worlds) so the rotated speeds pass ±5."""
+    import pybullet
+
+    def run(env_id, push):
+        env = gym.make(env_id, max_episode_steps=1000)
+        out = []
+        try:
+            env.reset(seed=2)
+            for t, a in enumerate(action_sequence(5)[:80]):
+                if t % 10 == 5:
+                    push(env.unwrapped, [40.0 - t, -30.0, 25.0])
+                obs, r, te, _, _ = env.step(a)
+                out.append((obs, list(env.unwrapped.rewards), te))
+        finally:
+            env.close()
+        return out
+
+    base = run(BASE_ID, lambda e, v: e.inner.robot.robot_body.reset_velocity(linearVelocity=v))
+    fast = run(FAST_ID, lambda e, v: pybullet.resetBaseVelocity(e._ant, v, [0, 0, 0], physicsClientId=e._cid))
+    for (bo, bterms, bte), (fo, fterms, fte) in zip(base, fast):
+        np.testing.assert_allclose(fo, bo, rtol=0, atol=OBS_ATOL)
+        np.testing.assert_allclose(fterms, bterms, rtol=0, atol=REWARD_ATOL)
+        assert fte == bte
+    assert sum(int((np.abs(o) == 5).sum()) for o, _, _ in fast) > 5, "some values were clipped"
+
+
 def test_random_damage_rebuilds_only_when_the_body_changes_and_matches():
     spec = {"legs": ["back_right"], "segments": ["lower"]}
     acts = action_sequence(2)[:30]
@@ -303,6 +330,6 @@ def test_the_benchmark_prints_its_table():
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    rows = done.stdout.strip().splitlines()[-3:]
-    assert [r.split()[0] for r in rows] == ["AntBulletEnv-v0", "FastAnt-v0", "physics"]
+    rows = done.stdout.strip().splitlines()[-4:]
+    assert [r.split()[0] for r in rows] == ["AntBulletEnv-v0", "FastAnt-v0", "physics", "physics"]
     assert rows[0].endswith("1.00x")

@@ -337,9 +337,11 @@ class FastAntEnv(gym.Env):
         self.joints_at_limit = at_limit
         # np.clip(state, -5, +5) before the float32 cast: the same (±5 are float32, rounding is
         # monotone); nan stays nan, and survives as the only non-finite value
-        vals = [-5.0 if v < -5.0 else 5.0 if v > 5.0 else v for v in vals]
-        speeds[0] = vals[0]
-        self._has_nan = not math.isfinite(sum(vals))
+        finite = math.isfinite(sum(vals))
+        if not finite or max(vals) > 5.0 or min(vals) < -5.0:
+            vals = [-5.0 if v < -5.0 else 5.0 if v > 5.0 else v for v in vals]
+            speeds[0] = vals[0]
+        self._has_nan = not finite and not math.isfinite(sum(vals))
         f32 = _f32(speeds)
         self._z32 = f32[0]  # state[0]
         self._speeds32 = f32[1:]  # joint_speeds (float32, unclipped)
