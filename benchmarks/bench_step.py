@@ -1,6 +1,6 @@
 """Per-step cost split inside the real rollout loop, against an env-only baseline.
 
-    python benchmarks/bench_step.py [--envs ant carracing] [--batch 8] [--steps 300] [--repeats 3]
+    python benchmarks/bench_step.py [--envs ant ant_fast carracing cartpole] [--batch 8] [--steps 300] [--repeats 3]
 
 For each env: the baseline steps the same env instances with fixed actions and no
 policy (env cost alone); the rollout runs `run_lifetimes` with a population of
@@ -29,6 +29,7 @@ from hebbian_es.task import build_task
 
 ENV_OVERRIDES = {
     "ant": ["env=ant", "network=mlp"],
+    "ant_fast": ["env=ant_fast", "network=mlp"],
     "carracing": ["env=carracing", "network=cnn_mlp"],
     "cartpole": ["env=cartpole", "network=mlp"],
 }

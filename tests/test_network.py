@@ -184,3 +184,76 @@ def test_static_weights_come_from_params(gen):
     h = torch.tanh(torch.einsum("boi,bi->bo", views["fc1.weight"], h))
     out = torch.tanh(torch.einsum("boi,bi->bo", views["fc2.weight"], h))
     torch.testing.assert_close(policy.forward(x), out)
+
+
+# ---- pixel preprocessing (the network's input) ------------------------------------------
+
+
+def _area_reference(img, out_h, out_w):
+    """INTER_AREA by definition, float64: each output pixel is the mean of the source
+    interval it covers, every source pixel weighted by its overlap."""
+    import numpy as np
+
+    def weights(src, dst):
+        m = np.zeros((dst, src))
+        s = src / dst
+        for d in range(dst):
+            lo, hi = d * s, (d + 1) * s
+            for k in range(int(lo), min(int(np.ceil(hi)), src)):
+                m[d, k] = (min(hi, k + 1) - max(lo, k)) / s
+        return m
+
+    ry, rx = weights(img.shape[0], out_h), weights(img.shape[1], out_w)
+    return np.einsum("yh,hwc,xw->yxc", ry, img.astype(np.float64), rx)
+
+
+@pytest.mark.parametrize("size,crop", [((84, 84), None), ((48, 64), None), ((40, 50), (2, 90, 3, 95))])
+def test_area_resize_equals_overlap_weighted_mean(size, crop, gen):
+    import numpy as np
+
+    from hebbian_es.envs import ObservationBatcher, ObservationSpec
+
+    rng = np.random.default_rng(0)
+    raw = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in range(3)]
+    spec = ObservationSpec("pixels", (3, *size), raw_shape=(96, 96, 3), resize=size, crop=crop, scale=255.0)
+    got = ObservationBatcher(spec)(raw)
+    assert got.shape == (3, 3, *size) and got.dtype == torch.float32
+    for b, img in enumerate(raw):
+        if crop is not None:
+            img = img[crop[0] : crop[1], crop[2] : crop[3]]
+        exact = _area_reference(img, *size).transpose(2, 0, 1)
+        levels = got[b].numpy() * 255  # uint8 levels, as cv2 returns them
+        assert np.abs(levels - np.round(levels)).max() < 1e-4
+        # rounded to the nearest level; a tie (x.5) may go either way after float32 sums
+        tie = np.abs(exact - np.floor(exact) - 0.5) < 1e-6
+        assert np.array_equal(np.round(levels)[~tie], np.round(exact)[~tie])
+        assert np.all(np.abs(levels - exact)[tie] <= 0.5 + 1e-4)
+
+
+def test_area_resize_96_to_84_known_values():
+    """CarRacing's 96 -> 84: 7x8 blocks with weights (7 - k, k + 1)/8 (k = 0..6), as cv2's INTER_AREA."""
+    import numpy as np
+
+    from hebbian_es.envs import ObservationBatcher, ObservationSpec, area_weights
+
+    g, block = area_weights(96, 84)
+    assert g == 12 and block.shape == (7, 8)
+    for k in range(7):
+        assert block[k, k] == (7 - k) / 8 and block[k, k + 1] == (k + 1) / 8
+    ramp = np.tile(np.arange(96, dtype=np.uint8)[None, :, None] * 2, (96, 1, 3))  # 0, 2, ..., 190 along x
+    spec = ObservationSpec("pixels", (3, 84, 84), raw_shape=(96, 96, 3), resize=(84, 84), scale=1.0)
+    out = ObservationBatcher(spec)([ramp])[0, 0, 0]
+    # output x = 7j + k averages source 8j + k (weight (7-k)/8) and 8j + k + 1 ((k+1)/8)
+    want = [round(2 * ((7 - k) * (8 * j + k) + (k + 1) * (8 * j + k + 1)) / 8) for j in range(12) for k in range(7)]
+    assert out.tolist() == want
+
+
+def test_features_read_the_batchers_channels_last_layout(gen):
+    """The batcher hands (B, C, H, W) with (H, W, B, C) memory; features must not care."""
+    rule = get_rule("abcd")
+    layout = build_layout(SMALL_CNN, rule, coevolve_initial_weights=False)
+    policy = PolicyPopulation(SMALL_CNN, rule, layout, torch.randn(3, layout.size, generator=gen), UNIFORM)
+    x = torch.rand(3, 3, 20, 20, generator=gen)
+    strided = x.permute(2, 3, 0, 1).contiguous().permute(2, 3, 0, 1)
+    assert not strided.is_contiguous()
+    assert torch.equal(policy.features(strided), policy.features(x))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -44,6 +45,13 @@ class ObservationSpec:
     crop: tuple[int, int, int, int] | None = None  # top, bottom, left, right (pixels kept)
     scale: float = 1.0
     n_values: int = 0  # Discrete observation size
+    # "area": cv2.resize(INTER_AREA) on the uint8 frame, as the reference code's
+    # gym ResizeObservation does (shrinking only); "bilinear_antialias": torch's
+    # antialiased bilinear interpolation (what this project used before)
+    interpolation: str = "area"
+
+
+INTERPOLATIONS = ("area", "bilinear_antialias")
 
 
 @dataclass(frozen=True)
@@ -172,10 +180,20 @@ def _observation_spec(space: gym.Space, cfg: Mapping[str, Any]) -> ObservationSp
         h, w = bottom - top, right - left
         crop = (top, bottom, left, right)
     resize = cfg.get("resize")
+    interpolation = str(cfg.get("interpolation", "area"))
+    if interpolation not in INTERPOLATIONS:
+        raise ConfigError(f"env.observation.interpolation={interpolation!r}; allowed: {list(INTERPOLATIONS)}")
     if resize is not None:
         resize = (int(resize[0]), int(resize[1]))
+        if interpolation == "area" and (resize[0] > h or resize[1] > w):
+            raise ConfigError(
+                f"env.observation.resize={list(resize)} enlarges the {h}x{w} frame; interpolation=area only"
+                " shrinks: set env.observation.interpolation=bilinear_antialias"
+            )
         h, w = resize
-    return ObservationSpec("pixels", (c, h, w), raw_shape=raw, resize=resize, crop=crop, scale=scale)
+    return ObservationSpec(
+        "pixels", (c, h, w), raw_shape=raw, resize=resize, crop=crop, scale=scale, interpolation=interpolation
+    )
 
 
 def _action_spec(space: gym.Space, cfg: Mapping[str, Any]) -> ActionSpec:
@@ -200,11 +218,49 @@ def _action_spec(space: gym.Space, cfg: Mapping[str, Any]) -> ActionSpec:
     )
 
 
+def area_weights(src: int, dst: int) -> tuple[int, torch.Tensor]:
+    """cv2's INTER_AREA weights for shrinking an axis of `src` pixels to `dst` (dst <= src).
+
+    Output pixel d averages the source interval [d·s, (d+1)·s), s = src/dst, each
+    source pixel weighted by its overlap (cv2's computeResizeAreaTab).  With
+    g = gcd(src, dst) the (dst, src) matrix is block-diagonal: g copies of one
+    (dst/g, src/g) block, e.g. 96 -> 84: twelve 7x8 blocks.  Returns (g, block).
+    """
+    g = math.gcd(src, dst)
+    p, q, scale = src // g, dst // g, src / dst
+    block = torch.zeros(q, p, dtype=torch.float64)
+    for d in range(q):
+        f1 = d * scale
+        f2, cell = f1 + scale, min(scale, src - f1)
+        s1, s2 = math.ceil(f1), min(math.floor(f2), src)
+        if s1 - f1 > 1e-3:
+            block[d, s1 - 1] += (s1 - f1) / cell
+        for k in range(s1, s2):
+            block[d, k] += 1.0 / cell
+        if s2 < src and f2 - s2 > 1e-3:
+            block[d, s2] += min(f2 - s2, 1.0, cell) / cell
+    return g, block.to(torch.float32)
+
+
 class ObservationBatcher:
-    """Turns a list of raw observations into a float32 network-input batch."""
+    """Turns a list of raw observations into a float32 network-input batch.
+
+    Pixels come back as a (B, C, H, W) tensor whose memory is laid out (H, W, B, C):
+    the channels-last layout in which the population's grouped convolution reads
+    them without a copy (`PolicyPopulation.features`).
+    """
 
     def __init__(self, spec: ObservationSpec) -> None:
         self.spec = spec
+        self.area: tuple[tuple[int, torch.Tensor] | None, ...] = ()
+        if spec.kind == "pixels" and spec.resize is not None and spec.interpolation == "area":
+            _, h, w = spec.shape
+            if spec.crop is not None:
+                top, bottom, left, right = spec.crop
+                src = (bottom - top, right - left)
+            else:
+                src = spec.raw_shape[:2]
+            self.area = tuple(None if a == b else area_weights(a, b) for a, b in zip(src, (h, w)))
 
     def __call__(self, raw: Sequence[Any]) -> torch.Tensor:
         s = self.spec
@@ -218,10 +274,38 @@ class ObservationBatcher:
         if s.crop is not None:
             top, bottom, left, right = s.crop
             x = x[:, top:bottom, left:right]
+        if self.area:
+            return self._area(x)
         x = x.permute(0, 3, 1, 2).to(torch.float32).div_(s.scale)
         if s.resize is not None and tuple(x.shape[-2:]) != s.resize:
             x = F.interpolate(x, size=s.resize, mode="bilinear", align_corners=False, antialias=True)
-        return x.contiguous()
+        return x.permute(2, 3, 0, 1).contiguous().permute(2, 3, 0, 1)
+
+    def _area(self, x: torch.Tensor) -> torch.Tensor:
+        """INTER_AREA on (B, H, W, C) frames: two block-diagonal matmuls, one per axis,
+        the first on (B, H, W, C), the second on (H', W, B, C); uint8 input is rounded to
+        uint8 levels as cv2 returns it, then scaled.  Equal to cv2.resize(frame, (W', H'),
+        interpolation=cv2.INTER_AREA) / scale up to float rounding in the sums."""
+        b, h, w, c = x.shape
+        rounded = x.dtype == torch.uint8
+        x = x.to(torch.float32, memory_format=torch.contiguous_format)
+        rows, cols = self.area
+        if rows is not None:
+            g, block = rows
+            x = torch.matmul(block, x.view(b, g, h // g, w * c))
+            h = x.shape[1] * x.shape[2]
+        y = torch.empty(h, w, b, c)
+        y.copy_(x.view(b, h, w, c).permute(1, 2, 0, 3))
+        if cols is not None:
+            g, block = cols
+            y = torch.matmul(block, y.view(h, g, w // g, b * c))
+            w = y.shape[1] * y.shape[2]
+        y = y.view(h, w, b, c)
+        if rounded:
+            y.round_()
+        if self.spec.scale != 1.0:
+            y.div_(self.spec.scale)
+        return y.permute(2, 3, 0, 1)
 
 
 class ActionMapper:

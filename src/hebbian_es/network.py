@@ -160,11 +160,15 @@ class PolicyPopulation:
         self.hidden_act = ACTIVATIONS[spec.hidden_activation]
         self.output_act = ACTIVATIONS[spec.output_activation]
         b = self.batch
-        # Grouped convolution runs one conv stack per individual in a single call.
+        # Grouped convolution runs one conv stack per individual in a single call, on
+        # channels-last tensors: (H, W, B*C) memory, where CPU conv and max-pool are
+        # several times faster than on (B*C, H, W) for these shapes.
         self.conv_weights = [
-            self.blocks[f"conv{k}.weight"].reshape(b * s[0], *s[1:]) for k, s in enumerate(spec.conv_shapes)
+            self.blocks[f"conv{k}.weight"].reshape(b * s[0], *s[1:]).contiguous(memory_format=torch.channels_last)
+            for k, s in enumerate(spec.conv_shapes)
         ]
         self.coefficients = {l: self.blocks[f"fc{l}.coefficients"] for l in self.plastic}
+        self.folded: dict[int, dict[str, torch.Tensor]] = {}  # per plastic layer, η folded in (rule.fold)
         self.weights: list[torch.Tensor] = []
         self.activations: list[torch.Tensor] = []
 
@@ -181,6 +185,8 @@ class PolicyPopulation:
                 weights.append(fresh[layer])
         self.weights = weights
         self.activations = []
+        # η is constant within a lifetime: fold it into the other coefficients once per lifetime
+        self.folded = {l: self.rule.fold(self.coefficients[l]) for l in self.plastic}
 
     def _fresh_initial_weights(self, init_seeds: Sequence[int]) -> dict[int, torch.Tensor]:
         layers = [l for l in sorted(self.plastic) if f"fc{l}.initial_weight" not in self.blocks]
@@ -200,11 +206,13 @@ class PolicyPopulation:
         if not self.spec.conv:
             return x.reshape(self.batch, -1)
         b = self.batch
-        h = x.reshape(1, b * x.shape[1], *x.shape[2:])
+        # (B, C, H, W) -> (1, B*C, H, W), channels-last: a view when x's memory is already
+        # (H, W, B, C), as ObservationBatcher returns it, otherwise one copy
+        h = x.reshape(1, b * x.shape[1], *x.shape[2:]).contiguous(memory_format=torch.channels_last)
         for conv, w in zip(self.spec.conv, self.conv_weights):
             # tanh is increasing, so pool-then-tanh equals tanh-then-pool exactly, on 4x fewer values
             h = torch.tanh(F.max_pool2d(F.conv2d(h, w, stride=conv.stride, groups=b), conv.pool))
-        return h.reshape(b, -1)
+        return h.contiguous().reshape(b, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, *input_shape) -> outputs (B, output_size); remembers activations for `update`."""
@@ -212,7 +220,8 @@ class PolicyPopulation:
         acts = [h]
         last = len(self.weights) - 1
         for layer, w in enumerate(self.weights):
-            z = torch.bmm(w, h.unsqueeze(2)).squeeze(2)
+            # (B, 1, in) @ (B, in, out): several times faster on CPU than (B, out, in) @ (B, in, 1)
+            z = torch.bmm(h.unsqueeze(1), w.transpose(1, 2)).squeeze(1)
             h = self.output_act(z) if layer == last else self.hidden_act(z)
             acts.append(h)
         self.activations = acts
@@ -223,10 +232,12 @@ class PolicyPopulation:
         acts = self.activations
         for layer in self.plastic:
             w = self.weights[layer]
-            w.add_(self.rule.delta(self.coefficients[layer], acts[layer], acts[layer + 1]))
+            self.rule.apply_(w, self.folded[layer], acts[layer], acts[layer + 1])
             if self.spec.normalize_weights:
-                scale = w.abs().amax(dim=(1, 2), keepdim=True).clamp_min_(1e-12)
-                w.div_(scale)
+                # max|W| per individual as max(max W, -min W): two fast reductions, no |W| temporary
+                flat = w.reshape(w.shape[0], -1)
+                scale = torch.maximum(flat.amax(dim=1), flat.amin(dim=1).neg_()).clamp_min_(1e-12)
+                w.div_(scale.view(-1, 1, 1))
 
     def plastic_weights(self) -> list[torch.Tensor]:
         return [self.weights[l] for l in sorted(self.plastic)]

@@ -42,60 +42,56 @@ class HebbianRule:
     def coefficients_per_synapse(self) -> int:
         return len(self.coefficient_names)
 
+    def fold(self, coeffs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The rule's per-synapse factor of each term, with η multiplied in: {term: (B, out, in)}.
+
+        η is constant within a lifetime, so a population folds it in once per lifetime
+        (`PolicyPopulation.reset`) and every step then reads at most four tensors
+        (one per term: hebb, pre, post, const); terms that appear both inside and
+        outside η (abcd_d_in_out's D_in and D_out) are summed into one factor.
+        coeffs: (B, K, out, in) in the order of `coefficient_names`; never written.
+        Folding reorders float operations (η·A·o_i·o_j as (η·A)·o_j·o_i), so results
+        agree with the unfolded formula to rounding, not bit for bit.
+        """
+        eta = coeffs[:, len(self.inner) + len(self.outer)] if self.use_eta and self.inner else None
+        folded: dict[str, torch.Tensor] = {}
+        for k, (_, term) in enumerate(self.inner + self.outer):
+            c = coeffs[:, k]
+            if eta is not None and k < len(self.inner):
+                c = c * eta
+            folded[term] = folded[term] + c if term in folded else c.contiguous()
+        return folded  # read-only from here on; a factor may share memory with `coeffs`
+
+    @staticmethod
+    def apply_(w: torch.Tensor, folded: dict[str, torch.Tensor], pre: torch.Tensor, post: torch.Tensor) -> None:
+        """w += Δw in place, with `folded` from `fold`; pre: (B, in), post: (B, out).
+
+        Δw = hebb∘(post⊗pre) + pre_f∘(1⊗pre) + post_f∘(post⊗1) + const, evaluated as
+        w += (hebb·post + pre_f)·pre, w += post_f·post, w += const: four passes over
+        (B, out, in) memory and one temporary, which is what the per-step cost is made of.
+        """
+        pre_b = pre.unsqueeze(1)  # (B, 1, in)
+        post_b = post.unsqueeze(2)  # (B, out, 1)
+        hebb, pre_f = folded.get("hebb"), folded.get("pre")
+        if hebb is not None:
+            t = torch.mul(hebb, post_b) if pre_f is None else torch.addcmul(pre_f, hebb, post_b)
+            w.addcmul_(t, pre_b)
+        elif pre_f is not None:
+            w.addcmul_(pre_f, pre_b)
+        if "post" in folded:
+            w.addcmul_(folded["post"], post_b)
+        if "const" in folded:
+            w.add_(folded["const"])
+
     def delta(self, coeffs: torch.Tensor, pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
-        """Weight change for a population.
+        """Weight change for a population (the same arithmetic as a population's update).
 
         coeffs: (B, K, out, in) in the order of `coefficient_names`;
         pre: (B, in); post: (B, out).  Returns (B, out, in).
         """
-        pre_b = pre.unsqueeze(1)  # (B, 1, in)
-        post_b = post.unsqueeze(2)  # (B, out, 1)
-        k = 0
-        inner = _weighted_terms(self.inner, coeffs, k, pre_b, post_b)
-        k += len(self.inner)
-        outer = _weighted_terms(self.outer, coeffs, k, pre_b, post_b)
-        k += len(self.outer)
-        if inner is not None and self.use_eta:
-            inner = inner.mul_(coeffs[:, k])
-        if inner is None:
-            return outer
-        return inner if outer is None else inner.add_(outer)
-
-
-# Each term as a function of pre (B, 1, in) and post (B, out, 1), and whether that
-# function returns a fresh tensor (which may then be scaled in place); None = the constant 1.
-TERM_VALUES = {
-    "hebb": (lambda pre_b, post_b: post_b * pre_b, True),
-    "pre": (lambda pre_b, post_b: pre_b, False),
-    "post": (lambda pre_b, post_b: post_b, False),
-    "const": (None, False),
-}
-
-
-def _weighted_terms(
-    terms: tuple[tuple[str, str], ...],
-    coeffs: torch.Tensor,
-    offset: int,
-    pre_b: torch.Tensor,
-    post_b: torch.Tensor,
-) -> torch.Tensor | None:
-    """Σ c·term with one (B, out, in) allocation: the first term makes it, the rest accumulate in place."""
-    acc: torch.Tensor | None = None
-    for idx, (_, term) in enumerate(terms):
-        c = coeffs[:, offset + idx]
-        fn, fresh = TERM_VALUES[term]
-        if acc is None:
-            if fn is None:
-                acc = c.clone()
-            elif fresh:
-                acc = fn(pre_b, post_b).mul_(c)
-            else:
-                acc = torch.mul(c, fn(pre_b, post_b))
-        elif fn is None:
-            acc.add_(c)
-        else:
-            acc.addcmul_(c, fn(pre_b, post_b))
-    return acc
+        out = coeffs.new_zeros(coeffs.shape[0], *coeffs.shape[2:])
+        self.apply_(out, self.fold(coeffs), pre, post)
+        return out
 
 
 # The registry.  Names follow the paper (A, AD, ABC, ABCD = Eq. 1) and the
