@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.resources import files
+from pathlib import Path
 
 import pytest
 import torch
@@ -269,10 +270,18 @@ def test_every_named_sweep_composes_with_deterministic_dirs(hydra_ctx, sweep):
     assert cfg.sweep.name.startswith(sweep)
 
 
+def test_every_named_sweep_has_its_script_in_sweeps():
+    scripts = sorted(Path(__file__).resolve().parents[1].glob("sweeps/*.sh"))
+    assert sorted(p.stem for p in scripts) == sorted(_group("sweep"))
+    for script in scripts:
+        assert f"-m hebbian_es -m sweep={script.stem} " in script.read_text() and script.stat().st_mode & 0o111
+
+
 def test_launcher_configs_requeue_and_take_site_overrides(hydra_ctx):
     cfg = compose("train", overrides=["hydra/launcher=slurm", "run_dir=unused"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher") and launcher.max_num_timeout > 0
+    assert launcher._target_.startswith("hydra_plugins.") and launcher._target_.endswith("SlurmLauncher")
+    assert launcher.max_num_timeout > 0 and launcher.partition is None  # required: the launcher refuses it unset
     assert launcher.cpus_per_task == 1 and launcher.tasks_per_node == 1
     local = compose("train", overrides=["hydra/launcher=local", "run_dir=unused"], return_hydra_config=True)
     assert local.hydra.launcher._target_.endswith("LocalLauncher")

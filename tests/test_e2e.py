@@ -463,6 +463,46 @@ def test_cli_refuses_a_checkpoint_of_another_rule(cli_runs: dict[str, Any]) -> N
         assert after[rel] == snapshot[rel], f"{rel} was modified"
 
 
+BAD_SWEEPS = {
+    "unknown_sweep": (["sweep=nope"], 1, ["sweep/nope", "Available options in 'sweep'", "rule_ablation"]),
+    "slurm_without_partition": (["hydra/launcher=slurm"], 2, ["error:", "hydra.launcher.partition", "sinfo"]),
+    "ranks_without_distributed": (
+        ["hydra/launcher=slurm", "hydra.launcher.partition=any", "hydra.launcher.tasks_per_node=2"],
+        2, ["error:", "tasks_per_node=2", "evaluator=distributed"],
+    ),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sweep_refusals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("bad_sweeps")
+    procs = {}
+    for name, (over, _, _) in BAD_SWEEPS.items():
+        cwd = base / f"cwd_{name}"
+        cwd.mkdir()
+        cmd = [sys.executable, "-m", "hebbian_es", "-m", *over, f"hydra.sweep.dir={base / name}"]
+        procs[name] = (cwd, subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = {}
+    for name, (cwd, proc) in procs.items():
+        out, err = proc.communicate(timeout=180)
+        results[name] = SimpleNamespace(returncode=proc.returncode, stdout=out, stderr=err, sweep_dir=base / name, cwd=cwd)
+    return results
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SWEEPS))
+def test_multirun_refuses_bad_sweeps_before_submitting(sweep_refusals: dict[str, Any], case: str) -> None:
+    _, code, needles = BAD_SWEEPS[case]
+    res = sweep_refusals[case]
+    assert res.returncode == code, (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr + res.stdout
+    for needle in needles:
+        assert needle in res.stderr, f"{needle!r} not in stderr:\n{res.stderr}"
+    if code == 2:
+        assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: "), res.stderr
+    assert not res.sweep_dir.exists(), "nothing submitted, no sweep dir"
+    assert not any(res.cwd.iterdir())
+
+
 @pytest.mark.slow
 def test_cli_run_dir_override_is_refused_with_the_right_key(tmp_path: Path) -> None:
     # run_dir is Hydra's output dir; overriding it alone would split the log from the artefacts.
@@ -560,3 +600,16 @@ def test_wandb_offline_run_is_written_locally(tmp_path: Path, monkeypatch: pytes
         [sys.executable, "-m", "wandb", "sync", "--dry-run", str(offline[0])], capture_output=True, text=True, timeout=120
     )
     assert sync.returncode == 0, sync.stderr
+
+
+@pytest.mark.slow
+def test_a_failing_sweep_job_does_not_stop_the_others(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "hebbian_es", "-m", "debug=default", "progress_bar=false", "optimizer.popsize=7,8",
+           f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "optimizer.popsize=7" in done.stderr  # the sweep reports its failed job...
+    assert not any((sweep / "0").iterdir())  # ...which wrote nothing
+    status = json.loads((sweep / "1" / "status.json").read_text())  # ...and the next job still ran to the end
+    assert status["status"] == "finished" and "optimizer.popsize=8" in status["overrides"]
+    assert (sweep / "1" / "test_last.json").exists()

@@ -30,10 +30,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _launch(sweep_dir: Path, *overrides: str, timeout: float = 420, wait: bool = True):
+def _launch(cluster, sweep_dir: Path, *overrides: str, timeout: float = 420, wait: bool = True):
     cmd = [
         sys.executable, "-m", "hebbian_es", "-m", "hydra/launcher=slurm", "hydra.launcher.timeout_min=10",
-        f"hydra.sweep.dir={sweep_dir}", *overrides,
+        f"hydra.launcher.partition={cluster.partition}", f"hydra.sweep.dir={sweep_dir}", *overrides,
     ]  # fmt: skip
     if not wait:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
@@ -57,7 +57,7 @@ def test_two_slurm_tasks_are_two_ranks_with_the_serial_centre(slurm_cluster, tmp
     run = [*TINY, "generations=3"]
     serial = _serial(tmp_path / "serial", *run)
     sweep = tmp_path / "sweep"
-    proc = _launch(sweep, "evaluator=distributed", "hydra.launcher.tasks_per_node=2", *run)
+    proc = _launch(slurm_cluster, sweep, "evaluator=distributed", "hydra.launcher.tasks_per_node=2", *run)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     job = sweep / "0"
     assert torch.equal(_centre(job), _centre(serial))  # bit for bit across scale
@@ -69,7 +69,7 @@ def test_two_slurm_tasks_are_two_ranks_with_the_serial_centre(slurm_cluster, tmp
 
 def test_tiny_rule_sweep_runs_as_a_job_array(slurm_cluster, tmp_path):
     sweep = tmp_path / "sweep"
-    proc = _launch(sweep, "sweep=rule_ablation", "rule=abcd,static", "seed=0", "generations=2", *TINY)
+    proc = _launch(slurm_cluster, sweep, "sweep=rule_ablation", "rule=abcd,static", "seed=0", "generations=2", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for rule in ("abcd", "static"):
         run = sweep / rule / "s0"
@@ -106,7 +106,7 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(slurm_clust
     run = [*TINY, "env=pendulum", f"generations={GENS}", "validation.every=0", "env.max_episode_steps=200"]
     serial = _serial(tmp_path / "serial", *run)
     sweep = tmp_path / "sweep"
-    proc = _launch(sweep, *run, wait=False)
+    proc = _launch(slurm_cluster, sweep, *run, wait=False)
     try:
         deadline = time.time() + 240
         job_id = _job_id(sweep, deadline)

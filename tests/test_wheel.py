@@ -79,12 +79,14 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
     for member in ("hebbian_es/__main__.py", "hebbian_es/conf/__init__.py", "hebbian_es/conf/train.yaml",
                    "hebbian_es/conf/debug/default.yaml", "hebbian_es/conf/env/generic.yaml",
                    "hebbian_es/conf/env/carracing.yaml", "hebbian_es/conf/hydra/job_logging/run_log.yaml",
-                   "hebbian_es/optim/openai_es.py"):  # fmt: skip
+                   "hebbian_es/optim/openai_es.py", "hebbian_es/conf/sweep/rule_ablation.yaml",
+                   "hydra_plugins/hebbian_es_launcher/slurm.py"):  # fmt: skip
         assert member in names, f"{member} missing from {wheel.name}"
     assert not any(n.startswith(("tests/", "conf/")) for n in names), "stray top-level packages in the wheel"
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "hebbian-es = hebbian_es.__main__:main" in scripts and "hebbian-es-evaluate" in scripts
+    assert "hebbian-es-analyze = hebbian_es.analyze:main" in scripts and "hebbian-es-report" in scripts
 
     # -- fresh venv ----------------------------------------------------------------------
     venv = tmp_path / "venv"
@@ -133,6 +135,10 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
     job = _run([script, "env=Acrobot-v1", "--cfg", "job"], cwd=work, env=env)
     assert "id: Acrobot-v1" in job.stdout and "name: Acrobot-v1" in job.stdout
     assert "squash: clip" in job.stdout  # conf/env/generic.yaml under the id
+    # the SLURM launcher plugin is found under hydra_plugins from the wheel, and checks before submitting
+    refused = subprocess.run([script, "-m", "hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                             cwd=work, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert refused.returncode == 2 and "hydra.launcher.partition" in refused.stderr, refused.stderr[-2000:]
     evaluated = _run([venv / BIN / "hebbian-es-evaluate", f"run={run_dir}", "episodes=2", "checkpoint=last"], cwd=work, env=env)
     assert "cartpole" in evaluated.stdout
     assert len(json.loads((run_dir / "test_last.json").read_text())["envs"]["cartpole"]["returns"]) == 2

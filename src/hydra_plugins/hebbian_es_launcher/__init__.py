@@ -1,0 +1,4 @@
+"""hebbian_es's Hydra launcher plugin (Hydra only accepts launchers under `hydra_plugins`).
+
+Kept import-light: Hydra imports every `hydra_plugins` module on each start.
+"""
