@@ -1,6 +1,6 @@
 """Every benchmark table in one command:  python benchmarks/run_all.py
 
-Runs, each in its own process: the per-step split (ant, CarRacing), the ES
+Runs, each in its own process: the per-step split (ant, ant_fast, CarRacing), the ES
 bookkeeping for CarRacing's 458,002 parameters x population 200, 1 vs 2
 local workers on the ant, and the quadruped env alone (AntBulletEnv-v0 vs
 FastAnt-v0 vs bare physics).  Takes a few minutes on 2 cores.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RUNS = [
-    ["bench_step.py", "--envs", "ant", "--batch", "32", "--steps", "200", "--repeats", "2"],
+    ["bench_step.py", "--envs", "ant", "ant_fast", "--batch", "32", "--steps", "200", "--repeats", "2"],
     ["bench_step.py", "--envs", "carracing", "--batch", "8", "--steps", "150", "--repeats", "2"],
     ["bench_es.py", "--repeats", "3"],
     ["bench_workers.py", "--env", "ant", "--popsize", "16", "--steps", "200", "--repeats", "2"],
