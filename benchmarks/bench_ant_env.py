@@ -41,17 +41,21 @@ CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
 clock = time.perf_counter
 
 
+def _time_per_step(step: Callable[[Any], Any], inputs: list[Any], warmup: int) -> float:
+    """µs per call of `step` over inputs[warmup:], after the untimed inputs[:warmup]."""
+    for x in inputs[:warmup]:
+        step(x)
+    timed = inputs[warmup:]
+    t0 = clock()
+    for x in timed:
+        step(x)
+    return (clock() - t0) / len(timed) * 1e6
+
+
 def _env_stepper(env: Any) -> Callable[[list[np.ndarray], int], float]:
     def run(actions: list[np.ndarray], warmup: int) -> float:
         env.reset(seed=0)
-        step = env.step
-        for a in actions[:warmup]:
-            step(a)
-        timed = actions[warmup:]
-        t0 = clock()
-        for a in timed:
-            step(a)
-        return (clock() - t0) / len(timed) * 1e6
+        return _time_per_step(env.step, actions, warmup)
 
     return run
 
@@ -78,13 +82,7 @@ def _physics_stepper(env: FastAntEnv, queries: bool) -> Callable[[list[np.ndarra
                 link_states(ant, links, 0, 0, cid)
                 velocity(ant, cid)
 
-        for f in forces[:warmup]:
-            step(f)
-        timed = forces[warmup:]
-        t0 = clock()
-        for f in timed:
-            step(f)
-        return (clock() - t0) / len(timed) * 1e6
+        return _time_per_step(step, forces, warmup)
 
     return run
 

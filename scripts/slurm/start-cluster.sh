@@ -64,15 +64,8 @@ flock -w 300 9 || fail "to get the lock $D/lock within 300 s"
 log "---- start (state dir $D)"
 
 # ---------------------------------------------------------------- pid helpers
-# A recorded pid counts only while it is alive and still runs the program we started.
-pid_of() {   # name -> pid on stdout, or nothing
-    local f="$D/pids/$1.pid" pid
-    [[ -f $f ]] || return 0
-    pid=$(<"$f")
-    [[ $pid =~ ^[0-9]+$ ]] || return 0
-    [[ -r /proc/$pid/comm && "$(</proc/$pid/comm)" == "$1" ]] && echo "$pid"
-    return 0
-}
+# shellcheck source=pids.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pids.sh"
 alive() { [[ -n "$(pid_of "$1")" ]]; }
 
 node_state() {   # state of our node as sinfo prints it (idle, mix, alloc, down*, ...)

@@ -32,14 +32,8 @@ if ! { true >&9; } 2>/dev/null; then
     flock -w 300 9 || { echo "$ME: could not get the lock $D/lock within 300 s" >&2; exit 1; }
 fi
 
-pid_of() {   # name -> pid on stdout if the recorded pid still runs that program
-    local f="$D/pids/$1.pid" pid
-    [[ -f $f ]] || return 0
-    pid=$(<"$f")
-    [[ $pid =~ ^[0-9]+$ ]] || return 0
-    [[ -r /proc/$pid/comm && "$(</proc/$pid/comm)" == "$1" ]] && echo "$pid"
-    return 0
-}
+# shellcheck source=pids.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pids.sh"
 
 log "---- stop (state dir $D)"
 running=()

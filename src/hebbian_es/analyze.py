@@ -48,7 +48,7 @@ from omegaconf import OmegaConf
 
 from hebbian_es import perturbations as pert
 from hebbian_es.envs import ActionMapper, EnvPool, EnvRunner, EnvSpec, ObservationBatcher
-from hebbian_es.errors import ConfigError
+from hebbian_es.errors import ConfigError, run_command
 from hebbian_es.loggers import json_safe
 from hebbian_es.rollout import LifetimeResult, RecordSpec, run_lifetimes
 from hebbian_es.task import TEST, Task, build_task, episode_seeds
@@ -884,15 +884,7 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        return
-    try:
-        analyze(parse_args(argv))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_command(__doc__, argv, lambda args: analyze(parse_args(args)), needs_args=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import gymnasium as gym
 import numpy as np
 
-from hebbian_es.morphology import Damage, RandomDamageSpec, generate_xml, parse_damages
+from hebbian_es.morphology import BodyChoice, Damage, generate_xml
 
 ENV_ID = "MorphAnt-v0"
 
@@ -41,22 +41,17 @@ class MorphAntEnv(gym.Env):
         render_mode: str | None = None,
     ) -> None:
         self.render_mode = render_mode
-        self.fixed = parse_damages(damages)
-        self.random = RandomDamageSpec.from_config(random_damage) if random_damage else None
-        self.damages: tuple[Damage, ...] = self.fixed
-        self.inner = _ant_env(self.damages, render_mode)
+        self.body = BodyChoice(damages, random_damage)
+        self.inner = _ant_env(self.body.damages, render_mode)
         self.observation_space = self.inner.observation_space
         self.action_space = self.inner.action_space
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        if self.random is not None:
-            damages = self.fixed + self.random.sample(np.random.default_rng(seed))
-            if damages != self.damages:
-                self.inner.close()
-                self.damages = damages
-                self.inner = _ant_env(damages, self.render_mode)
+        if self.body.redraw(seed):
+            self.inner.close()
+            self.inner = _ant_env(self.body.damages, self.render_mode)
         obs, info = self.inner.reset(seed=seed, options=options)
-        info["damages"] = [(d.leg, d.segment, d.scale) for d in self.damages]
+        info["damages"] = self.body.info()
         return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:

@@ -44,7 +44,7 @@ import gymnasium as gym
 import numpy as np
 import pybullet as p
 
-from hebbian_es.morphology import Damage, RandomDamageSpec, generate_xml, parse_damages
+from hebbian_es.morphology import BodyChoice, Damage, generate_xml
 
 ENV_ID = "FastAnt-v0"
 
@@ -151,16 +151,14 @@ class FastAntEnv(gym.Env):
         render_mode: str | None = None,
     ) -> None:
         self.render_mode = render_mode
-        self.fixed = parse_damages(damages)
-        self.random = RandomDamageSpec.from_config(random_damage) if random_damage else None
-        self.damages: tuple[Damage, ...] = self.fixed
+        self.body = BodyChoice(damages, random_damage)
         high = np.ones(8, dtype=np.float32)
         self.action_space = gym.spaces.Box(-high, high, dtype=np.float32)
         high = np.inf * np.ones(28, dtype=np.float32)
         self.observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
         self._cid = -1
         self.builds = 0  # worlds built so far (random_damage rebuilds only when the body changes)
-        self._build(self.damages)
+        self._build(self.body.damages)
         self.rewards: list[float] = [0.0] * 5
         self.body_xyz: tuple[float, float, float] = (0.0, 0.0, 0.0)
         self.body_real_xyz: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -242,11 +240,8 @@ class FastAntEnv(gym.Env):
 
     # ---- gym API -----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        if self.random is not None:
-            damages = self.fixed + self.random.sample(np.random.default_rng(seed))
-            if damages != self.damages:
-                self.damages = damages
-                self._build(damages)
+        if self.body.redraw(seed):
+            self._build(self.body.damages)
         cid, ant = self._cid, self._ant
         if self._state_id >= 0:
             p.restoreState(self._state_id, physicsClientId=cid)
@@ -266,7 +261,7 @@ class FastAntEnv(gym.Env):
         self._with_floor = True
         if self._state_id < 0:
             self._state_id = p.saveState(physicsClientId=cid)
-        info = {"damages": [(d.leg, d.segment, d.scale) for d in self.damages]}
+        info = {"damages": self.body.info()}
         return state.astype(np.float32), info
 
     def _calc_state(self) -> np.ndarray:

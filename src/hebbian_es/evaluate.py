@@ -8,14 +8,13 @@ writes <run>/test_<checkpoint>.json.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from omegaconf import OmegaConf
 
-from hebbian_es.errors import ConfigError
+from hebbian_es.errors import ConfigError, run_command
 
 
 @dataclass
@@ -67,15 +66,7 @@ def evaluate(args: EvaluateArgs) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        return
-    try:
-        evaluate(parse_args(argv))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_command(__doc__, argv, lambda args: evaluate(parse_args(args)))
 
 
 if __name__ == "__main__":

@@ -167,3 +167,24 @@ class RandomDamageSpec:
 
     def as_kwargs(self) -> dict[str, Any]:
         return {"legs": list(self.legs), "segments": list(self.segments), "scale_low": self.scale_low, "scale_high": self.scale_high}
+
+
+class BodyChoice:
+    """The body of a morphology env: its fixed damages, plus a random one drawn from each
+    reset seed when `random_damage` is given (both ant envs use this)."""
+
+    def __init__(self, damages: Sequence[Mapping[str, Any]] | None, random_damage: Mapping[str, Any] | None) -> None:
+        self.fixed = parse_damages(damages)
+        self.random = RandomDamageSpec.from_config(random_damage) if random_damage else None
+        self.damages: tuple[Damage, ...] = self.fixed
+
+    def redraw(self, seed: int | None) -> bool:
+        """This episode's body; True when it differs from the last one (the env must rebuild)."""
+        if self.random is None:
+            return False
+        damages = self.fixed + self.random.sample(np.random.default_rng(seed))
+        changed, self.damages = damages != self.damages, damages
+        return changed
+
+    def info(self) -> list[tuple[str, str, float]]:
+        return [(d.leg, d.segment, d.scale) for d in self.damages]

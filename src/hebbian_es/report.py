@@ -43,7 +43,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from hebbian_es.errors import ConfigError
+from hebbian_es.errors import ConfigError, run_command
 from hebbian_es.loggers import read_metrics
 
 WANDB_MODES = ("auto", "off", "on")
@@ -1053,20 +1053,14 @@ def make_report(args: ReportArgs, argv: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        if not argv:
-            sys.exit(2)
-        return
-    try:
-        make_report(parse_args(argv), argv)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except PublishError as exc:  # the local report is written; only W&B failed
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    def command(args: list[str]) -> None:
+        try:
+            make_report(parse_args(args), args)
+        except PublishError as exc:  # the local report is written; only W&B failed
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(1)
+
+    run_command(__doc__, argv, command, needs_args=True)
 
 
 if __name__ == "__main__":
