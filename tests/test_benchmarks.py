@@ -36,6 +36,6 @@ def test_es_benchmark_prints_its_table() -> None:
 def test_worker_benchmark_prints_its_table() -> None:
     out = _run(
         str(ROOT / "benchmarks" / "bench_workers.py"),
-        "--env", "cartpole", "--popsize", "4", "--steps", "20", "--workers", "2", "--repeats", "1",
+        "--env", "cartpole", "--popsize", "4", "--steps", "20", "--workers", "2", "--ranks", "2", "--repeats", "1",
     )  # fmt: skip
-    assert out[-2].startswith("1 process") and out[-1].startswith("2 workers")
+    assert out[-3].startswith("1 process") and out[-2].startswith("2 workers") and out[-1].startswith("2 ranks")
