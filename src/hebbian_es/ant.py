@@ -29,8 +29,9 @@ def _ant_env(damages: Sequence[Damage], render_mode: str | None) -> gym.Env:
     return env
 
 
-class MorphAntEnv(gym.Env):
-    """AntBulletEnv-v0 with a given (or per-episode random) body."""
+class AntBodyEnv(gym.Env):
+    """What both quadruped envs (MorphAnt-v0, FastAnt-v0) take: fixed damages, a random
+    damage per episode, and rgb_array rendering."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 60}
 
@@ -42,7 +43,18 @@ class MorphAntEnv(gym.Env):
     ) -> None:
         self.render_mode = render_mode
         self.body = BodyChoice(damages, random_damage)
-        self.inner = _ant_env(self.body.damages, render_mode)
+        self._setup()
+
+    def _setup(self) -> None:
+        """The env's own construction, once `render_mode` and `body` are set."""
+        raise NotImplementedError
+
+
+class MorphAntEnv(AntBodyEnv):
+    """AntBulletEnv-v0 with a given (or per-episode random) body."""
+
+    def _setup(self) -> None:
+        self.inner = _ant_env(self.body.damages, self.render_mode)
         self.observation_space = self.inner.observation_space
         self.action_space = self.inner.action_space
 

@@ -38,13 +38,14 @@ from __future__ import annotations
 import math
 import os
 from array import array as _array
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
 import pybullet as p
 
-from hebbian_es.morphology import BodyChoice, Damage, generate_xml
+from hebbian_es.ant import AntBodyEnv
+from hebbian_es.morphology import Damage, generate_xml
 
 ENV_ID = "FastAnt-v0"
 
@@ -139,19 +140,10 @@ def _f32_mean8_pair(a: Sequence[float], b: Sequence[float]) -> tuple[float, floa
     return _f32_div8(s_ab), _f32_div8(s_aa)
 
 
-class FastAntEnv(gym.Env):
+class FastAntEnv(AntBodyEnv):
     """AntBulletEnv-v0 (as MorphAntEnv builds it) with batched state queries."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 60}
-
-    def __init__(
-        self,
-        damages: Sequence[Mapping[str, Any]] | None = None,
-        random_damage: Mapping[str, Any] | None = None,
-        render_mode: str | None = None,
-    ) -> None:
-        self.render_mode = render_mode
-        self.body = BodyChoice(damages, random_damage)
+    def _setup(self) -> None:
         high = np.ones(8, dtype=np.float32)
         self.action_space = gym.spaces.Box(-high, high, dtype=np.float32)
         high = np.inf * np.ones(28, dtype=np.float32)
