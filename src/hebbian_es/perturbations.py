@@ -43,37 +43,37 @@ class FreezePlasticity:
         return t < self.k
 
 
-class ClampOutputs:
+class _StepWindow:
+    """A value forced during steps [t0, t1); `steps` lists the steps it changed."""
+
+    def __init__(self, t0: int, t1: int, value: float = 1.0) -> None:
+        self.t0, self.t1, self.value = int(t0), int(t1), float(value)
+        self.steps: list[int] = []
+
+    def _active(self, t: int) -> bool:
+        if self.t0 <= t < self.t1:
+            self.steps.append(t)
+            return True
+        return False
+
+
+class ClampOutputs(_StepWindow):
     """The output layer's activity is `value` during steps [t0, t1) (actuators saturated).
 
     The env action is computed from the clamped outputs through the env's usual
     squashing, and the Hebbian update of the last layer sees them as its
     post-synaptic activity.  `steps` lists the steps it changed."""
 
-    def __init__(self, t0: int, t1: int, value: float = 1.0) -> None:
-        self.t0, self.t1, self.value = int(t0), int(t1), float(value)
-        self.steps: list[int] = []
-
     def on_outputs(self, t: int, outputs: torch.Tensor) -> torch.Tensor:
-        if self.t0 <= t < self.t1:
-            self.steps.append(t)
-            return torch.full_like(outputs, self.value)
-        return outputs
+        return torch.full_like(outputs, self.value) if self._active(t) else outputs
 
 
-class ClampActions:
+class ClampActions(_StepWindow):
     """Only the env action is `value` during [t0, t1) (a Discrete action becomes index int(value));
     the network runs and learns undisturbed."""
 
-    def __init__(self, t0: int, t1: int, value: float = 1.0) -> None:
-        self.t0, self.t1, self.value = int(t0), int(t1), float(value)
-        self.steps: list[int] = []
-
     def on_actions(self, t: int, actions: np.ndarray) -> np.ndarray:
-        if self.t0 <= t < self.t1:
-            self.steps.append(t)
-            return np.full_like(actions, self.value)
-        return actions
+        return np.full_like(actions, self.value) if self._active(t) else actions
 
 
 def zero_count(n: int, fraction: float) -> int:
