@@ -34,7 +34,6 @@ docs/analyses.md explains each plot.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import sys
 import time
@@ -49,7 +48,7 @@ from omegaconf import OmegaConf
 from hebbian_es import perturbations as pert
 from hebbian_es.envs import ActionMapper, EnvPool, EnvRunner, EnvSpec, ObservationBatcher
 from hebbian_es.errors import ConfigError, run_command
-from hebbian_es.loggers import json_safe
+from hebbian_es.loggers import write_json
 from hebbian_es.rollout import LifetimeResult, RecordSpec, run_lifetimes
 from hebbian_es.task import TEST, Task, build_task, episode_seeds
 
@@ -206,14 +205,7 @@ class LoadedRun:
         from hebbian_es import checkpoint
         from hebbian_es.training import without_early_stop
 
-        self.dir = Path(run).resolve()
-        if not self.dir.is_dir():
-            raise ConfigError(f"{key}={run!r} is not a directory")
-        config = self.dir / "config.yaml"
-        if not config.exists():
-            raise ConfigError(f"{key}={run!r} has no config.yaml: not a hebbian_es run directory")
-        path = checkpoint.find_checkpoint(self.dir, which)  # a clear error before anything heavy
-        cfg: dict[str, Any] = OmegaConf.to_container(OmegaConf.load(config), resolve=True)  # type: ignore[assignment]
+        self.dir, cfg, path = checkpoint.open_run(run, which, key)
         self.cfg = cfg
         self.task: Task = build_task(cfg if early_stop else without_early_stop(cfg), phase="test")
         saved = checkpoint.load(path)
@@ -827,8 +819,7 @@ def analyze(args: Args) -> Outputs:
         "wall_time_s": time.perf_counter() - t0,
         "results": out.summary,
     }
-    js = out.path(f"{args.analysis}.json")
-    js.write_text(json.dumps(json_safe(summary), indent=2, default=str, allow_nan=False) + "\n")
+    write_json(out.path(f"{args.analysis}.json"), summary)
     for p in out.files:
         print(f"wrote {p}")
     if run.cfg.get("logger", {}).get("wandb"):

@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hebbian_es import __version__, checkpoint, distributed
 from hebbian_es.errors import ConfigError
-from hebbian_es.loggers import json_safe, read_metrics
+from hebbian_es.loggers import json_safe, merged_metrics, write_json
 from hebbian_es.training import ESRun
 
 log = logging.getLogger("hebbian_es")
@@ -166,17 +166,6 @@ def finish(run: ESRun, container: dict[str, Any], counts: dict[str, int]) -> dic
     return summary
 
 
-def merged_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Training rows with the validation results of the same generation folded in."""
-    rows = read_metrics(run_dir / "metrics.jsonl")
-    by_gen = {int(r["generation"]): r for r in rows}
-    for v in read_metrics(run_dir / "validation.jsonl"):
-        g = int(v["generation"]) - 1  # validation runs after generation g's update
-        if g in by_gen:
-            by_gen[g]["val_mean"] = v["val_mean"]
-    return rows
-
-
 STATUSES = ("running", "finished", "failed", "stopped")
 
 
@@ -197,10 +186,6 @@ def write_status(run_dir: Path, status: str, container: dict[str, Any], error: s
     tmp = run_dir / "status.json.tmp"
     tmp.write_text(json.dumps(json_safe(info), indent=2, default=str) + "\n")
     tmp.replace(run_dir / "status.json")
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(json_safe(data), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def _check_run_dir(run_dir: Path) -> None:

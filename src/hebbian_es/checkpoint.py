@@ -67,3 +67,19 @@ def find_checkpoint(run_dir: Path, which: str = "best") -> Path:
             return other
         raise ConfigError(f"run={str(run_dir)!r} has no checkpoints/{BEST} or {LAST}")
     return path
+
+
+def open_run(run: str, which: str, key: str = "run") -> tuple[Path, dict[str, Any], Path]:
+    """A saved run directory: (its resolved path, its resolved config, the `which` checkpoint),
+    with one-line errors for a missing directory, config or checkpoint, before anything heavy."""
+    from omegaconf import OmegaConf
+
+    run_dir = Path(run).resolve()
+    if not run_dir.is_dir():
+        raise ConfigError(f"{key}={run!r} is not a directory")
+    config = run_dir / "config.yaml"
+    if not config.exists():
+        raise ConfigError(f"{key}={run!r} has no config.yaml: not a hebbian_es run directory")
+    path = find_checkpoint(run_dir, which)
+    cfg: dict[str, Any] = OmegaConf.to_container(OmegaConf.load(config), resolve=True)  # type: ignore[assignment]
+    return run_dir, cfg, path

@@ -9,7 +9,6 @@ writes <run>/test_<checkpoint>.json.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from omegaconf import OmegaConf
@@ -47,15 +46,10 @@ def parse_args(argv: Sequence[str]) -> EvaluateArgs:
 
 def evaluate(args: EvaluateArgs) -> dict[str, Any]:
     from hebbian_es.app import run_test
-    from hebbian_es.checkpoint import find_checkpoint
+    from hebbian_es.checkpoint import open_run
     from hebbian_es.training import ESRun
 
-    run_dir = Path(args.run).resolve()
-    config = run_dir / "config.yaml"
-    if not config.exists():
-        raise ConfigError(f"run={args.run!r} has no config.yaml: not a hebbian_es run directory")
-    find_checkpoint(run_dir, args.checkpoint)  # a clear error before anything heavy
-    cfg: dict[str, Any] = OmegaConf.to_container(OmegaConf.load(config), resolve=True)  # type: ignore[assignment]
+    run_dir, cfg, _ = open_run(args.run, args.checkpoint)
     if args.seed is not None:
         cfg["seed"] = args.seed
     if args.workers is not None:

@@ -21,6 +21,11 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def write_json(path: Path, data: Any) -> None:
+    """Indented JSON of `data` through json_safe (so never a bare NaN or Infinity)."""
+    path.write_text(json.dumps(json_safe(data), indent=2, default=str, allow_nan=False) + "\n")
+
+
 class MetricsFile:
     """metrics.jsonl and metrics.csv in the run dir, one row per generation.
 
@@ -81,6 +86,18 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
                 continue
+    return rows
+
+
+def merged_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl rows with validation.jsonl's val_mean folded in: validation tagged g ran
+    after generation g - 1's update.  Rows without a generation (foreign files) are kept as they are."""
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    by_gen = {int(r["generation"]): r for r in rows if isinstance(r.get("generation"), (int, float))}
+    for v in read_metrics(run_dir / "validation.jsonl"):
+        g = int(v.get("generation", -1)) - 1
+        if g in by_gen:
+            by_gen[g]["val_mean"] = v.get("val_mean")
     return rows
 
 

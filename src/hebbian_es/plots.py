@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """`python -m hebbian_es.plots OUT.png NAME=RUN_DIR [NAME=RUN_DIR ...]`: compare runs' curves."""
     import sys
 
-    from hebbian_es.app import merged_metrics
+    from hebbian_es.loggers import merged_metrics
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2 or any("=" not in a for a in args[1:]):

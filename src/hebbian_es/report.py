@@ -44,7 +44,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from hebbian_es.errors import ConfigError, run_command
-from hebbian_es.loggers import read_metrics
+from hebbian_es.loggers import merged_metrics
 
 WANDB_MODES = ("auto", "off", "on")
 SKIP_DIRS = {"report", "checkpoints", "wandb", ".hydra", "analysis", "__pycache__"}
@@ -208,18 +208,6 @@ def load_run(path: Path, sweep: Path) -> Run:
     run.seed = _seed(run)
     run.excluded = _exclusion(run)
     return run
-
-
-def merged_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl rows with validation.jsonl's val_mean folded in (as hebbian_es.app.merged_metrics,
-    without importing torch): validation tagged g ran after generation g - 1's update."""
-    rows = read_metrics(run_dir / "metrics.jsonl")
-    by_gen = {int(r["generation"]): r for r in rows if isinstance(r.get("generation"), (int, float))}
-    for v in read_metrics(run_dir / "validation.jsonl"):
-        g = int(v.get("generation", -1)) - 1
-        if g in by_gen:
-            by_gen[g]["val_mean"] = v.get("val_mean")
-    return rows
 
 
 def _seed(run: Run) -> Optional[int]:
