@@ -28,9 +28,9 @@ from typing import Any, Callable
 import numpy as np
 import pybullet as p
 
-from hebbian_es.ant import MorphAntEnv
-from hebbian_es.ant_fast import FastAntEnv
-from hebbian_es.morphology import resolve
+from hebbian_es.envs.ant.bullet import MorphAntEnv
+from hebbian_es.envs.ant.fast import FastAntEnv
+from hebbian_es.envs.ant.morphology import resolve
 
 
 def _actions(n: int, seed: int = 0) -> list[np.ndarray]:

@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from hebbian_es.optim.base import noise_from_seed
-from hebbian_es.optim.openai_es import OpenAIES
+from hebbian_es.es.base import noise_from_seed
+from hebbian_es.es.openai_es import OpenAIES
 
 
 def max_rss_mb() -> float:

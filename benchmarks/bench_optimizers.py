@@ -88,16 +88,15 @@ def task_overrides(name: str, args: argparse.Namespace) -> list[str]:
 def task_run(name: str, seed: int, args: argparse.Namespace, queue: Any) -> None:
     warnings.simplefilter("ignore")
     import torch
-    from hydra import compose, initialize_config_module
 
-    from hebbian_es.app import resolve
-    from hebbian_es.training import ESRun
+    from hebbian_es import config
+    from hebbian_es.run.rundir import RunDir
+    from hebbian_es.run.train import build_run
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-            cfg = compose("train", overrides=[f"run_dir={tmp}", f"seed={seed}", *task_overrides(name, args)])
-        run = ESRun(resolve(cfg), Path(tmp))
+        cfg = config.to_object(config.compose([f"run_dir={tmp}", f"seed={seed}", *task_overrides(name, args)]))
+        run = build_run(cfg, RunDir(Path(tmp)))
         run.optimizer = timed = Timed(run.optimizer)
         run.start(None)
         rss0 = max_rss_mb()
@@ -215,12 +214,13 @@ def plot(results: list[dict[str, Any]], args: argparse.Namespace, evals_per_gen:
 def overhead_run(name: str, args: argparse.Namespace, queue: Any) -> None:
     import torch
 
-    from hebbian_es.optim import make_optimizer
+    from hebbian_es.config import NevergradConfig, OpenAIESConfig
+    from hebbian_es.es import make_optimizer
 
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
-    cfg = {"name": name, "popsize": args.overhead_popsize}
-    opt = make_optimizer(cfg)
+    schema = OpenAIESConfig if name == "openai_es" else NevergradConfig
+    opt = make_optimizer(schema(name=name, popsize=args.overhead_popsize))
     x0 = torch.rand(args.dim, generator=torch.Generator().manual_seed(0))  # U[0, 1]: the paper's start
     rng = np.random.default_rng(0)
     state = opt.init(x0, 0)

@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 
-from hebbian_es.envs import ActionMapper, EnvPool, ObservationBatcher
-from hebbian_es.rollout import run_lifetimes
-from hebbian_es.task import build_task
+from hebbian_es import config
+from hebbian_es.envs.spec import ActionMapper, EnvPool, ObservationBatcher
+from hebbian_es.core.rollout import run_lifetimes
+from hebbian_es.core.task import build_task
 
 ENV_OVERRIDES = {
     "ant": ["env=ant", "network=mlp"],
@@ -51,11 +50,11 @@ class Timer:
 
 
 def task_for(name: str, steps: int):
-    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-        cfg = compose("train", overrides=["run_dir=unused", *ENV_OVERRIDES[name], f"env.max_episode_steps={steps}"])
-    cfg = OmegaConf.to_container(cfg, resolve=True)
-    cfg["env"]["early_stop"] = {"patience": None, "min_steps": 0}  # every lifetime runs all steps
-    return build_task(cfg)
+    cfg = config.compose([
+        "run_dir=unused", *ENV_OVERRIDES[name], f"env.max_episode_steps={steps}",
+        "env.early_stop.patience=null", "env.early_stop.min_steps=0",  # every lifetime runs all steps
+    ])  # fmt: skip
+    return build_task(config.to_object(cfg))
 
 
 def baseline(task, pool: EnvPool, batch: int, steps: int, seed: int) -> float:

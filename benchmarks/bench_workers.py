@@ -25,22 +25,21 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.multiprocessing as tmp_mp
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 
-from hebbian_es.evaluation import Episodes, ProcessEvaluator, SerialEvaluator, make_evaluator
-from hebbian_es.optim.openai_es import OpenAIES
-from hebbian_es.task import build_task, episode_seeds
+from hebbian_es import config
+from hebbian_es.es.evaluators import Episodes, ProcessEvaluator, SerialEvaluator, make_evaluator
+from hebbian_es.es.openai_es import OpenAIES
+from hebbian_es.core.task import build_task, episode_seeds
 
 ENV_OVERRIDES = {"ant": ["env=ant"], "cartpole": ["env=cartpole"], "carracing": ["env=carracing"]}
 
 
-def _config(env: str, steps: int, evaluator: str) -> dict[str, Any]:
-    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-        cfg = compose("train", overrides=["run_dir=unused", *ENV_OVERRIDES[env], f"env.max_episode_steps={steps}", f"evaluator={evaluator}"])
-    cfg = OmegaConf.to_container(cfg, resolve=True)
-    cfg["env"]["early_stop"] = {"patience": None, "min_steps": 0}
-    cfg["env"]["end_on_terminated"] = False  # every lifetime runs all steps: equal work per candidate
+def _config(env: str, steps: int, evaluator: str) -> config.TrainConfig:
+    cfg = config.to_object(config.compose([
+        "run_dir=unused", *ENV_OVERRIDES[env], f"env.max_episode_steps={steps}", f"evaluator={evaluator}",
+        # every lifetime runs all steps: equal work per candidate
+        "env.early_stop.patience=null", "env.early_stop.min_steps=0", "env.end_on_terminated=false",
+    ]))  # fmt: skip
     return cfg
 
 
@@ -68,11 +67,11 @@ def _rate(make: Callable[[], Any], task: Any, popsize: int, repeats: int) -> flo
 def _rank_main(rank: int, world: int, port: int, args: argparse.Namespace, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    from hebbian_es import distributed
+    from hebbian_es.es import distributed
 
     cfg = _config(args.env, args.steps, "distributed")
     task = build_task(cfg)
-    rate = _rate(lambda: make_evaluator(cfg["evaluator"], task, cfg), task, args.popsize, args.repeats)
+    rate = _rate(lambda: make_evaluator(cfg.evaluator, task), task, args.popsize, args.repeats)
     if rank == 0:  # every rank saw the same gathered env-step count and the same wall time, give or take
         Path(out).write_text(str(rate))
     distributed.shutdown()
@@ -98,7 +97,7 @@ def main() -> None:
     task = build_task(cfg)
     rates = {
         "1 process": _rate(lambda: SerialEvaluator(task, batch_size=64), task, args.popsize, args.repeats),
-        f"{args.workers} workers": _rate(lambda: ProcessEvaluator(cfg, args.workers, batch_size=64), task, args.popsize, args.repeats),
+        f"{args.workers} workers": _rate(lambda: ProcessEvaluator(task, args.workers, batch_size=64, threads=1), task, args.popsize, args.repeats),
     }
     if args.ranks > 0:
         with tempfile.TemporaryDirectory() as tmp:

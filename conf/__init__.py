@@ -1,10 +1,8 @@
-"""The Hydra config tree, shipped inside the package as `hebbian_es.conf`."""
+"""The Hydra config tree, shipped inside the package as `hebbian_es.conf`.
 
-from omegaconf import OmegaConf
+Importing it (Hydra does, before composing) registers the schemas every file starts
+from, the `hebbian_es.rank_suffix` resolver and the `env=<gymnasium id>` source."""
 
-from hebbian_es.distributed import rank_suffix
-from hebbian_es.gym_configs import register
+from hebbian_es.config import register
 
 register()
-# '' on rank 0, '.rank<k>' on other ranks of a distributed run: per-rank log files.
-OmegaConf.register_new_resolver("hebbian_es.rank_suffix", rank_suffix, replace=True)

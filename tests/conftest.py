@@ -21,6 +21,29 @@ def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
 
 
+class ComposeConfig:
+    """`compose_config(*overrides)`: the config `python -m hebbian_es <overrides>` runs
+    with, as objects (hebbian_es.config.TrainConfig); `compose_config.raw(*overrides)`:
+    the DictConfig Hydra composes (what `train` takes).  run_dir=unused unless given."""
+
+    def raw(self, *overrides: str, return_hydra_config: bool = False):
+        from hebbian_es import config
+
+        if not any(o.lstrip("+").split("=")[0] == "run_dir" for o in overrides):
+            overrides = ("run_dir=unused", *overrides)
+        return config.compose(overrides, return_hydra_config=return_hydra_config)
+
+    def __call__(self, *overrides: str):
+        from hebbian_es import config
+
+        return config.to_object(self.raw(*overrides))
+
+
+@pytest.fixture(scope="session")
+def compose_config() -> ComposeConfig:
+    return ComposeConfig()
+
+
 # --------------------------------------------------------------------------- SLURM
 # Tests marked `slurm` run against the real single-node cluster that
 # scripts/slurm/start-cluster.sh starts (`make test` starts and stops it).

@@ -20,35 +20,28 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from hebbian_es import perturbations as pert
-from hebbian_es.analyze import ANALYSES, LoadedRun, main, parse_args
-from hebbian_es.app import train
+from hebbian_es.analysis import hooks as pert
+from hebbian_es.analysis import measures
+from hebbian_es.analysis.cli import ANALYSES, main, parse_args
+from hebbian_es.analysis.loaded import LoadedRun
+from hebbian_es.run.train import train
 from hebbian_es.errors import ConfigError
-from hebbian_es.rollout import RecordSpec
+from hebbian_es.core.rollout import RecordSpec
 
 CARTPOLE_HORIZON = 500  # CartPole-v1's time limit
 CARTPOLE_SHAPES = [(128, 4), (64, 128), (2, 64)]
 
 
-def _train(run_dir: Path, *overrides: str) -> Path:
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-        cfg = compose(
-            "train",
-            overrides=["debug=default", f"run_dir={run_dir}", "test.after_fit=false", "validation.every=0", *overrides],
-        )
-    train(cfg)
-    return run_dir
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+def runs(compose_config, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp("analyze")
+
+    def _train(run_dir: Path, *overrides: str) -> Path:
+        train(compose_config.raw("debug=default", f"run_dir={run_dir}", "test.after_fit=false", "validation.every=0", *overrides))
+        return run_dir
+
     return SimpleNamespace(hebbian=_train(root / "hebbian"), static=_train(root / "static", "rule=static"))
 
 
@@ -179,14 +172,14 @@ def test_zeroing_hook_zeroes_exactly_the_requested_weights(loaded: LoadedRun, ru
 def test_recovery_time_definition() -> None:
     r = np.ones(300)
     r[100:130] = 0.0  # the perturbation [100, 110) and 20 more bad steps
-    rec = pert.recovery(r, 100, 110, window=5, baseline=50)
+    rec = measures.recovery(r, 100, 110, window=5, baseline=50)
     assert rec.level == 1.0 and rec.status == "recovered" and rec.at == 130 and rec.steps == 20
-    assert pert.recovery(r, 100, 130, window=5).steps == 0  # already back when the window ends
+    assert measures.recovery(r, 100, 130, window=5).steps == 0  # already back when the window ends
     dead = np.concatenate([np.ones(105), np.full(195, np.nan)])  # the episode ended inside the window
-    assert pert.recovery(dead, 100, 110).status == pert.ENDED_DURING
+    assert measures.recovery(dead, 100, 110).status == measures.ENDED_DURING
     low = np.concatenate([np.ones(100), np.zeros(200)])
-    assert pert.recovery(low, 100, 110).status == pert.NOT_RECOVERED
-    assert pert.recovery(r, 0, 10).status == "no baseline"
+    assert measures.recovery(low, 100, 110).status == measures.NOT_RECOVERED
+    assert measures.recovery(r, 0, 10).status == "no baseline"
 
 
 @pytest.mark.parametrize("dims", [40, 5000])  # SVD path (D < T) and Gram path (D > T)
@@ -196,7 +189,7 @@ def test_pca_recovers_a_plane(dims: int) -> None:
     u, v = basis[:, 0], basis[:, 1]
     t = np.linspace(0, 6 * np.pi, 400)
     x = 3.0 + np.outer(5 * np.cos(t) * (1 + t), u) + np.outer(np.sin(2 * t), v)
-    p = pert.pca(x, k=3)
+    p = measures.pca(x, k=3)
     assert p.explained_variance_ratio[:2].sum() == pytest.approx(1.0, abs=1e-9)
     assert p.explained_variance_ratio[2] == pytest.approx(0.0, abs=1e-9)
     span = p.components[:2]
@@ -343,3 +336,25 @@ def test_parse_args_types_and_defaults() -> None:
     assert parse_args(["analysis=freeze", "run=x", "ks=[30,0,30]"]).ks == [0, 30]
     with pytest.raises(ConfigError, match="t0=1.5: must be an integer"):
         parse_args(["analysis=actuator_saturation", "run=x", "t0=1.5"])
+
+
+def test_help_lists_every_key_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--help"])
+    text = capsys.readouterr().out
+    for name in ANALYSES:
+        assert f"analysis={name}:" in text
+    for line in ("checkpoint=", "episodes=", "ks=", "t0=", "fraction=", "random_seed=", "steps=", "fps=", "perturbation="):
+        assert line in text, line
+    assert "default 300" in text and "(band|random)" in text
+    main(["analysis=freeze", "--help"])
+    text = capsys.readouterr().out
+    assert "ks=" in text and "run=" in text and "t0=" not in text
+
+
+def test_measures_first_nonfinite_and_finite_stats() -> None:
+    assert measures.first_nonfinite(np.array([1.0, 2.0, np.nan, 3.0])) == 2
+    assert measures.first_nonfinite(np.ones((4, 3))) == 4
+    assert measures.first_nonfinite(np.array([[1.0, 2.0], [np.inf, 0.0]])) == 1
+    s = measures.finite_stats([1.0, None, 3.0, float("nan")])
+    assert s == {"mean": 2.0, "sd": 1.0, "n": 2}
+    assert measures.finite_stats([])["n"] == 0 and measures.format_stats(measures.finite_stats([])) == "n/a"

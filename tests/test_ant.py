@@ -9,17 +9,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
-
-from hebbian_es import morphology as morph
-from hebbian_es.ant import ProgressReward, SettleSteps
-from hebbian_es.envs import ActionMapper, EnvRunner, ObservationBatcher, build_env_spec
+from hebbian_es.config import DistributionConfig, EnvConfig
+from hebbian_es.envs.ant import morphology as morph
+from hebbian_es.envs.ant.bullet import ProgressReward, SettleSteps
+from hebbian_es.envs.spec import ActionMapper, EnvRunner, ObservationBatcher, build_env_spec
 from hebbian_es.errors import ConfigError
-from hebbian_es.network import NetworkSpec, PolicyPopulation, build_layout
-from hebbian_es.rollout import run_lifetimes
-from hebbian_es.rules import get_rule
-from hebbian_es.task import build_task
+from hebbian_es.core.network import NetworkSpec, PolicyPopulation, build_layout
+from hebbian_es.core.rollout import run_lifetimes
+from hebbian_es.core.rules import get_rule
+from hebbian_es.core.task import build_task
 
 LOWER = {leg: segs["lower"] for leg, segs in morph.LEG_GEOMS.items()}
 ORIGINAL_LOWER_END = {
@@ -73,7 +71,7 @@ def test_a_shortened_upper_leg_keeps_its_lower_leg_attached():
 
 
 def make_ant(damages=None, settle=0, count_in_limit=True, max_steps=1000):
-    env = gym.make("hebbian_es.ant:MorphAnt-v0", damages=damages, max_episode_steps=max_steps)
+    env = gym.make("hebbian_es.envs.ant:MorphAnt-v0", damages=damages, max_episode_steps=max_steps)
     env = ProgressReward(env)
     return SettleSteps(env, settle, count_in_limit) if settle else env
 
@@ -123,7 +121,7 @@ def test_settling_steps_count_toward_the_limit_only_when_asked(count_in_limit, a
 
 
 def test_random_damage_is_drawn_from_the_reset_seed():
-    env = gym.make("hebbian_es.ant:MorphAnt-v0", random_damage={"legs": ["back_right"], "segments": ["lower"]})
+    env = gym.make("hebbian_es.envs.ant:MorphAnt-v0", random_damage={"legs": ["back_right"], "segments": ["lower"]})
     try:
         a = env.reset(seed=3)[1]["damages"]
         b = env.reset(seed=4)[1]["damages"]
@@ -134,14 +132,8 @@ def test_random_damage_is_drawn_from_the_reset_seed():
 
 
 # ---- configs: seen/unseen, bad input -------------------------------------------------------
-def ant_cfg(*overrides):
-    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-        cfg = compose("train", overrides=["run_dir=unused", "experiment=ant_damage_paper", *overrides])
-    return OmegaConf.to_container(cfg, resolve=True)
-
-
-def test_paper_bodies_seen_and_unseen_and_counts():
-    cfg = ant_cfg("morphology.random_eval.count=3")
+def test_paper_bodies_seen_and_unseen_and_counts(compose_config):
+    cfg = compose_config("experiment=ant_damage_paper", "morphology.random_eval.count=3")
     train = build_task(cfg, "train")
     assert [e.name for e in train.envs] == ["standard", "front_right_short"]
     assert train.counts()["plastic_coefficients"] == 61_440
@@ -171,16 +163,15 @@ def test_paper_bodies_seen_and_unseen_and_counts():
         (["morphology.random.scale_low=0"], "scale"),
     ],
 )
-def test_bad_bodies_are_one_clear_error(overrides, key):
+def test_bad_bodies_are_one_clear_error(compose_config, overrides, key):
     with pytest.raises(ConfigError, match=key):
-        build_task(ant_cfg(*overrides), "test")
+        build_task(compose_config("experiment=ant_damage_paper", *overrides), "test")
 
 
-def test_morphology_on_an_env_without_bodies_is_refused():
-    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-        cfg = compose("train", overrides=["run_dir=unused", "morphology=paper"])
+def test_morphology_on_an_env_without_bodies_is_refused(compose_config):
+    cfg = compose_config("morphology=paper")
     with pytest.raises(ConfigError, match="morphology"):
-        build_task(OmegaConf.to_container(cfg, resolve=True))
+        build_task(cfg)
 
 
 # ---- an unstable simulator ends the lifetime, ranks worst, and is logged ------------------------
@@ -202,14 +193,14 @@ class NanAfter(gym.Wrapper):
 
 
 def test_a_nan_state_ends_that_lifetime_with_nan_return_and_a_warning(caplog):
-    spec = build_env_spec({"id": "hebbian_es.ant:MorphAnt-v0", "max_episode_steps": 50, "end_on_terminated": False})
+    spec = build_env_spec(EnvConfig(name="ant", id="hebbian_es.envs.ant:MorphAnt-v0", max_episode_steps=50, end_on_terminated=False))
     runners = [EnvRunner(spec), EnvRunner(spec)]
     runners[1].env = NanAfter(runners[1].env, 5)
     net = NetworkSpec(input_shape=(28,), output_size=8, hidden=(8,), output_activation="tanh")
     rule = get_rule("abcd")
     layout = build_layout(net, rule, False)
     params = torch.randn(2, layout.size) * 0.1
-    policy = PolicyPopulation(net, rule, layout, params, {"kind": "uniform", "low": -0.1, "high": 0.1})
+    policy = PolicyPopulation(net, rule, layout, params, DistributionConfig(kind="uniform", low=-0.1, high=0.1))
     with caplog.at_level(logging.WARNING):
         res = run_lifetimes(
             policy, runners, [0, 0], [1, 1], ObservationBatcher(spec.observation), ActionMapper(spec.action), 10_000

@@ -17,22 +17,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 
-import hebbian_es.ant  # noqa: F401  (registers MorphAnt-v0)
-import hebbian_es.ant_fast  # noqa: F401  (registers FastAnt-v0)
-from hebbian_es import morphology as morph
-from hebbian_es.ant import ProgressReward, SettleSteps
-from hebbian_es.envs import build_env_spec
+import hebbian_es.envs.ant.bullet  # noqa: F401  (registers MorphAnt-v0)
+import hebbian_es.envs.ant.fast  # noqa: F401  (registers FastAnt-v0)
+from hebbian_es.envs.ant import morphology as morph
+from hebbian_es.envs.ant.bullet import ProgressReward, SettleSteps
+from hebbian_es.envs.spec import build_env_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE_ID, FAST_ID = "hebbian_es.ant:MorphAnt-v0", "hebbian_es.ant_fast:FastAnt-v0"
+BASE_ID, FAST_ID = "hebbian_es.envs.ant:MorphAnt-v0", "hebbian_es.envs.ant:FastAnt-v0"
 OBS_ATOL, REWARD_ATOL = 1e-6, 1e-9
 
 
@@ -213,7 +212,7 @@ def test_the_same_seed_gives_the_same_trajectory_and_another_seed_another():
 @pytest.mark.parametrize("n", [8, 13, 16, 21, 22, 23, 64, 127])
 def test_the_parts_mean_sums_as_numpy_does(n):
     """body_xyz is np.mean over the parts' positions: numpy's pairwise summation."""
-    from hebbian_es.ant_fast import _pairwise_sum
+    from hebbian_es.envs.ant.fast import _pairwise_sum
 
     rng = np.random.default_rng(n)
     for _ in range(2000):
@@ -227,7 +226,7 @@ def test_the_parts_mean_sums_as_numpy_does(n):
 
 def test_the_electricity_means_round_as_numpy_float32_does():
     """np.abs(a * joint_speeds).mean() and np.square(a).mean() on float32 arrays of 8."""
-    from hebbian_es.ant_fast import _f32_mean8_pair
+    from hebbian_es.envs.ant.fast import _f32_mean8_pair
 
     rng = np.random.default_rng(0)
     for k in range(20_000):
@@ -244,7 +243,7 @@ def test_the_electricity_means_round_as_numpy_float32_does():
 
 
 def test_joints_at_the_limit_compare_in_float32_as_numpy_does():
-    from hebbian_es.ant_fast import _AT_LIMIT
+    from hebbian_es.envs.ant.fast import _AT_LIMIT
 
     t = np.float32(0.99)
     edges = [float(t), float(np.nextafter(t, np.float32(2))), 0.99, (float(t) + float(np.nextafter(t, np.float32(2)))) / 2]
@@ -259,7 +258,7 @@ def test_a_nan_state_is_terminated_as_in_antbulletenv(monkeypatch):
     """A non-finite body velocity: the original prints ~INF~ and ends the episode."""
     import pybullet
 
-    import hebbian_es.ant_fast as ant_fast
+    import hebbian_es.envs.ant.fast as ant_fast
 
     acts = action_sequence(4)[:6]
 
@@ -309,16 +308,14 @@ def test_spaces_several_envs_in_one_process_rendering_and_bad_actions():
             env.close()
 
 
-def test_env_ant_fast_is_env_ant_with_another_id():
-    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-        fast = OmegaConf.to_container(compose("train", overrides=["run_dir=unused", "env=ant_fast", "morphology=paper"]), resolve=True)
-        slow = OmegaConf.to_container(compose("train", overrides=["run_dir=unused", "env=ant", "morphology=paper"]), resolve=True)
-        paper = compose("train", overrides=["run_dir=unused", "experiment=ant_damage_paper", "env=ant_fast"])
-    assert fast["env"].pop("id") == FAST_ID and fast["env"].pop("name") == "ant_fast"
-    slow["env"].pop("id"), slow["env"].pop("name")
-    assert fast == slow
-    assert paper.env.id == FAST_ID and list(paper.morphology.train) == ["standard", "front_right_short"]
-    spec = build_env_spec({**fast["env"], "id": FAST_ID})
+def test_env_ant_fast_is_env_ant_with_another_id(compose_config):
+    fast = compose_config("env=ant_fast", "morphology=paper")
+    slow = compose_config("env=ant", "morphology=paper")
+    paper = compose_config("experiment=ant_damage_paper", "env=ant_fast")
+    assert (fast.env.id, fast.env.name) == (FAST_ID, "ant_fast")
+    assert replace(fast, env=replace(fast.env, id=slow.env.id, name=slow.env.name)) == slow
+    assert paper.env.id == FAST_ID and paper.morphology.train == ["standard", "front_right_short"]
+    spec = build_env_spec(fast.env)
     assert spec.observation.shape == (28,) and spec.action.size == 8
 
 

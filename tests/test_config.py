@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from hebbian_es import config
+from hebbian_es.config import OpenAIESConfig, TrainConfig
+from hebbian_es.core.task import build_task
 from hebbian_es.errors import ConfigError
-from hebbian_es.optim import make_optimizer
-from hebbian_es.app import resolve
-from hebbian_es.task import build_task
+from hebbian_es.es import make_optimizer
 
 
 def _group(name: str) -> list[str]:
@@ -40,21 +40,10 @@ def test_groups_are_the_expected_ones():
     assert {"auto", "small", "mlp", "cnn_mlp"} <= set(_group("network"))
 
 
-@pytest.fixture(scope="module")
-def hydra_ctx():
-    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-        yield
-
-
-def compose_dict(*overrides: str) -> dict:
-    cfg = compose(config_name="train", overrides=["run_dir=unused", *overrides])
-    return OmegaConf.to_container(cfg, resolve=True)
-
-
-def validate(cfg: dict):
+def validate(cfg: TrainConfig):
     """What a run checks before it writes anything: the task and the optimiser."""
     task = build_task(cfg)
-    make_optimizer(cfg["optimizer"])
+    make_optimizer(cfg.optimizer)
     return task
 
 
@@ -72,8 +61,8 @@ def _cases():
 
 
 @pytest.mark.parametrize("env,rule,init,network", _cases())
-def test_every_choice_composes_and_builds(hydra_ctx, env, rule, init, network):
-    cfg = compose_dict(f"env={env}", f"rule={rule}", f"init={init}", f"network={network}")
+def test_every_choice_composes_and_builds(compose_config, env, rule, init, network):
+    cfg = compose_config(f"env={env}", f"rule={rule}", f"init={init}", f"network={network}")
     task = validate(cfg)
     n_features, n_out = ENVS[env]
     hidden = HIDDEN[network]
@@ -82,7 +71,7 @@ def test_every_choice_composes_and_builds(hydra_ctx, env, rule, init, network):
     counts = task.counts()
     conv = 162 + 1_200 if env == "carracing" else 0
 
-    assert task.rule.name == cfg["rule"]["name"]
+    assert task.rule.name == cfg.rule.name
     assert task.network.hidden == hidden
     assert task.network.feature_size == n_features and task.network.output_size == n_out
     assert counts["static_conv_params"] == conv
@@ -107,9 +96,9 @@ def test_every_choice_composes_and_builds(hydra_ctx, env, rule, init, network):
     assert out.shape == (2, n_out) and torch.isfinite(out).all()
 
 
-def test_carracing_counts_through_the_config(hydra_ctx):
+def test_carracing_counts_through_the_config(compose_config):
     for overrides in (["env=carracing"], ["experiment=carracing_paper"]):
-        cfg = compose_dict(*overrides)
+        cfg = compose_config(*overrides)
         task = validate(cfg)
         counts = task.counts()
         assert counts["plastic_coefficients"] == 456_640
@@ -121,11 +110,11 @@ def test_carracing_counts_through_the_config(hydra_ctx):
         assert env.id == "CarRacing-v3"
         assert env.action.squash == ("tanh", "sigmoid", "sigmoid")
         assert env.early_stop.patience == 20
-    assert cfg["optimizer"]["popsize"] == 200
+    assert cfg.optimizer.popsize == 200
 
 
-def test_paper_es_defaults(hydra_ctx):
-    opt = compose_dict()["optimizer"]
+def test_paper_es_defaults(compose_config):
+    opt = compose_config().optimizer
     es = make_optimizer(opt)
     assert (es.sigma, es.lr, es.lr_decay, es.lr_floor, es.sigma_decay, es.sigma_floor) == (
         0.1, 0.2, 0.995, 0.001, 0.999, 0.01,
@@ -136,17 +125,17 @@ def test_paper_es_defaults(hydra_ctx):
 @pytest.mark.parametrize(
     "overrides,check",
     [
-        (["debug=default"], lambda c: c["optimizer"]["popsize"] == 8 and c["generations"] == 3 and c["evaluator"]["workers"] == 1),
-        (["evaluator=serial"], lambda c: c["evaluator"]["workers"] == 1),
-        (["evaluator=local"], lambda c: c["evaluator"]["workers"] == "auto"),
-        (["logger=wandb"], lambda c: c["logger"]["wandb"]["mode"] == "offline" and c["logger"]["wandb"]["name"] == "cartpole_abcd_s0"),
-        (["logger=csv"], lambda c: c["logger"]["wandb"] is None),
-        (["rule=abcd", "rule.use_eta=false"], lambda c: c["rule"] == {"name": "abcd", "use_eta": False}),
+        (["debug=default"], lambda c: c.optimizer.popsize == 8 and c.generations == 3 and c.evaluator.workers == 1),
+        (["evaluator=serial"], lambda c: c.evaluator.workers == 1),
+        (["evaluator=local"], lambda c: c.evaluator.workers == "auto"),
+        (["logger=wandb"], lambda c: c.logger.wandb.mode == "offline" and c.logger.wandb.name == "cartpole_abcd_s0"),
+        (["logger=csv"], lambda c: c.logger.wandb is None),
+        (["rule=abcd", "rule.use_eta=false"], lambda c: c.rule == config.RuleConfig(name="abcd", use_eta=False)),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else "",
 )
-def test_other_groups_compose(hydra_ctx, overrides, check):
-    cfg = compose_dict(*overrides)
+def test_other_groups_compose(compose_config, overrides, check):
+    cfg = compose_config(*overrides)
     assert check(cfg)
     task = validate(cfg)
     if "rule.use_eta=false" in overrides:
@@ -162,21 +151,21 @@ def _leaves(node, prefix=()):
 
 
 @pytest.mark.parametrize("env", _group("env_defaults") if (files("hebbian_es.conf") / "env_defaults").is_dir() else [])
-def test_env_defaults_apply_to_their_env_only(hydra_ctx, env):
+def test_env_defaults_apply_to_their_env_only(compose_config, env):
     own = OmegaConf.to_container(OmegaConf.load(str(files("hebbian_es.conf") / "env_defaults" / f"{env}.yaml")))
-    cfg = compose_dict(f"env={env}")
+    cfg = compose_config(f"env={env}")
     for path, value in _leaves(own):
         node = cfg
         for k in path:
-            node = node[k]
+            node = getattr(node, k)
         assert node == value, path
     validate(cfg)
     # the command line still wins over the env's defaults
-    assert compose_dict(f"env={env}", "optimizer.popsize=10")["optimizer"]["popsize"] == 10
+    assert compose_config(f"env={env}", "optimizer.popsize=10").optimizer.popsize == 10
 
 
-def test_static_carracing_evolves_92690_weights(hydra_ctx):
-    task = validate(compose_dict("env=carracing", "rule=static"))
+def test_static_carracing_evolves_92690_weights(compose_config):
+    task = validate(compose_config("env=carracing", "rule=static"))
     assert task.layout.size == 92_690 and task.counts()["plastic_coefficients"] == 0
 
 
@@ -188,9 +177,9 @@ def test_static_carracing_evolves_92690_weights(hydra_ctx):
         ("FrozenLake-v1", "onehot", 16, "discrete", 4),
     ],
 )
-def test_any_gymnasium_id_composes_via_the_generic_template(hydra_ctx, env_id, kind, n_in, action_kind, n_out):
-    cfg = compose_dict(f"env={env_id}", "rule=abcd")
-    assert cfg["env"]["id"] == env_id and cfg["env"]["name"] == env_id
+def test_any_gymnasium_id_composes_via_the_generic_template(compose_config, env_id, kind, n_in, action_kind, n_out):
+    cfg = compose_config(f"env={env_id}", "rule=abcd")
+    assert cfg.env.id == env_id and cfg.env.name == env_id
     task = validate(cfg)
     env = task.envs[0]
     assert env.observation.kind == kind and env.observation.shape == (n_in,)
@@ -200,9 +189,9 @@ def test_any_gymnasium_id_composes_via_the_generic_template(hydra_ctx, env_id, k
     assert task.counts()["plastic_synapses"] == n_in * 128 + 128 * 64 + 64 * n_out
 
 
-def test_shipped_env_files_still_win_over_the_generic_template(hydra_ctx):
-    cfg = compose_dict("env=carracing", "rule=abcd")
-    assert cfg["env"]["name"] == "carracing" and cfg["env"]["action"]["squash"] == ["tanh", "sigmoid", "sigmoid"]
+def test_shipped_env_files_still_win_over_the_generic_template(compose_config):
+    cfg = compose_config("env=carracing", "rule=abcd")
+    assert cfg.env.name == "carracing" and cfg.env.action.squash == ["tanh", "sigmoid", "sigmoid"]
 
 
 @pytest.mark.parametrize(
@@ -226,45 +215,45 @@ def test_shipped_env_files_still_win_over_the_generic_template(hydra_ctx):
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else v,
 )
-def test_bad_input_raises_config_error_naming_the_key(hydra_ctx, overrides, key):
-    cfg = compose_dict(*overrides)
+def test_bad_input_raises_config_error_naming_the_key(compose_config, overrides, key):
+    cfg = compose_config(*overrides)
     with pytest.raises(ConfigError) as info:
         validate(cfg)
     assert key in str(info.value), str(info.value)
 
 
-def test_generic_env_without_id_raises_config_error(hydra_ctx):
+def test_generic_env_without_id_raises_config_error(compose_config):
     with pytest.raises(ConfigError, match=r"env\.id"):
-        resolve(compose(config_name="train", overrides=["env=generic"]))
+        compose_config("env=generic")
 
 
-def test_network_input_size_matching_the_env_is_accepted(hydra_ctx):
-    assert validate(compose_dict("env=carracing", "network.input_size=648")).network.feature_size == 648
-    assert validate(compose_dict("env=cartpole", "network.input_size=4")).network.feature_size == 4
+def test_network_input_size_matching_the_env_is_accepted(compose_config):
+    assert validate(compose_config("env=carracing", "network.input_size=648")).network.feature_size == 648
+    assert validate(compose_config("env=cartpole", "network.input_size=4")).network.feature_size == 4
 
 
-def test_unknown_names_list_the_allowed_values(hydra_ctx):
+def test_unknown_names_list_the_allowed_values(compose_config):
     with pytest.raises(ConfigError) as info:
-        validate(compose_dict("init.kind=foo"))
+        validate(compose_config("init.kind=foo"))
     for allowed in ("uniform", "normal", "xavier", "kaiming", "sparse"):
         assert allowed in str(info.value)
     with pytest.raises(ConfigError) as info:
-        validate(compose_dict("env=pendulum", "env.action.squash=foo"))
+        validate(compose_config("env=pendulum", "env.action.squash=foo"))
     for allowed in ("tanh", "sigmoid", "clip", "rescale"):
         assert allowed in str(info.value)
     with pytest.raises(ConfigError) as info:
-        make_optimizer({"name": "nevergrad"})
+        make_optimizer(OpenAIESConfig(name="nevergrad"))
     assert "openai_es" in str(info.value)
 
 
 @pytest.mark.parametrize("sweep", _group("sweep"))
-def test_every_named_sweep_composes_with_deterministic_dirs(hydra_ctx, sweep):
-    cfg = compose("train", overrides=[f"sweep={sweep}", "run_dir=unused"], return_hydra_config=True)
+def test_every_named_sweep_composes_with_deterministic_dirs(compose_config, sweep):
+    cfg = compose_config.raw(f"sweep={sweep}", return_hydra_config=True)
     compare = cfg.sweep.compare
     params = cfg.hydra.sweeper.params
     assert compare in params and "seed" in params and len(str(params.seed).split(",")) == 3
     for choice in str(params[compare]).split(","):  # every swept choice exists and composes
-        compose("train", overrides=[f"sweep={sweep}", f"{compare}={choice}", "run_dir=unused"])
+        compose_config(f"sweep={sweep}", f"{compare}={choice}")
     assert "${now" not in OmegaConf.to_yaml(cfg.hydra.sweep)  # no timestamp: a rerun finds (and resumes) its runs
     assert cfg.hydra.sweep.dir == f"outputs/sweeps/{cfg.sweep.name}"
     assert cfg.sweep.name.startswith(sweep)
@@ -277,11 +266,11 @@ def test_every_named_sweep_has_its_script_in_sweeps():
         assert f"-m hebbian_es -m sweep={script.stem} " in script.read_text() and script.stat().st_mode & 0o111
 
 
-def test_launcher_configs_requeue_and_take_site_overrides(hydra_ctx):
-    cfg = compose("train", overrides=["hydra/launcher=slurm", "run_dir=unused"], return_hydra_config=True)
+def test_launcher_configs_requeue_and_take_site_overrides(compose_config):
+    cfg = compose_config.raw("hydra/launcher=slurm", return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.startswith("hydra_plugins.") and launcher._target_.endswith("SlurmLauncher")
     assert launcher.max_num_timeout > 0 and launcher.partition is None  # required: the launcher refuses it unset
     assert launcher.cpus_per_task == 1 and launcher.tasks_per_node == 1
-    local = compose("train", overrides=["hydra/launcher=local", "run_dir=unused"], return_hydra_config=True)
+    local = compose_config.raw("hydra/launcher=local", return_hydra_config=True)
     assert local.hydra.launcher._target_.endswith("LocalLauncher")

@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as tmp_mp
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
-
+from hebbian_es import config
 from hebbian_es.errors import ConfigError
 
 SMALL = ["network=small", "env.max_episode_steps=60"]
@@ -27,17 +25,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _compose(overrides: list[str]) -> dict:
-    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-        cfg = compose("train", overrides=["run_dir=unused", *SMALL, *overrides])
-    return OmegaConf.to_container(cfg, resolve=True)
+def _compose(overrides: list[str]) -> config.TrainConfig:
+    """The compose_config fixture's work, for the spawned rank processes (no fixtures there)."""
+    return config.to_object(config.compose(["run_dir=unused", *SMALL, *overrides]))
 
 
 def _requests(task):
-    from hebbian_es.evaluation import Episodes
-    from hebbian_es.optim.base import ExplicitPopulation, PopulationWithCenter
-    from hebbian_es.optim.openai_es import OpenAIES
-    from hebbian_es.task import episode_seeds
+    from hebbian_es.es.evaluators import Episodes
+    from hebbian_es.es.base import ExplicitPopulation, PopulationWithCenter
+    from hebbian_es.es.openai_es import OpenAIES
+    from hebbian_es.core.task import episode_seeds
 
     es = OpenAIES(popsize=6)
     _, pop = es.ask(es.init(task.initial_center(0) * 0.1, seed=0))
@@ -53,26 +50,26 @@ def _requests(task):
 def _rank_main(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    from hebbian_es import distributed
-    from hebbian_es.evaluation import make_evaluator
-    from hebbian_es.task import build_task
+    from hebbian_es.es import distributed
+    from hebbian_es.es.evaluators import make_evaluator
+    from hebbian_es.core.task import build_task
 
     cfg = _compose(["evaluator=distributed"])
     task = build_task(cfg)
-    evaluator = make_evaluator(cfg["evaluator"], task, cfg)
+    evaluator = make_evaluator(cfg.evaluator, task)
     results = [evaluator.evaluate(*req) for req in _requests(task)]
     torch.save([(r.returns, r.mean_sq, r.env_steps) for r in results], f"{out}.{rank}")
     evaluator.close()
     distributed.shutdown()
 
 
-def test_two_ranks_give_the_in_process_returns(tmp_path):
-    from hebbian_es.evaluation import SerialEvaluator
-    from hebbian_es.task import build_task
+def test_two_ranks_give_the_in_process_returns(compose_config, tmp_path):
+    from hebbian_es.es.evaluators import SerialEvaluator
+    from hebbian_es.core.task import build_task
 
-    cfg = _compose(["evaluator=serial"])
+    cfg = compose_config(*SMALL, "evaluator=serial")
     task = build_task(cfg)
-    serial = SerialEvaluator(task)
+    serial = SerialEvaluator(task, cfg.evaluator.batch_size)
     expected = [serial.evaluate(*req) for req in _requests(task)]
     serial.close()
 
@@ -87,19 +84,20 @@ def test_two_ranks_give_the_in_process_returns(tmp_path):
             assert steps == want.env_steps
 
 
-def test_a_rank_without_the_distributed_evaluator_is_refused(monkeypatch):
-    from hebbian_es.evaluation import make_evaluator
-    from hebbian_es.task import build_task
+def test_a_rank_without_the_distributed_evaluator_is_refused(compose_config, monkeypatch):
+    from hebbian_es.es.evaluators import make_evaluator
+    from hebbian_es.core.task import build_task
 
-    cfg = _compose(["evaluator=local"])
+    cfg = compose_config(*SMALL, "evaluator=local")
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="evaluator=distributed"):
-        make_evaluator(cfg["evaluator"], build_task(cfg), cfg)
+        make_evaluator(cfg.evaluator, build_task(cfg))
 
 
 def test_rank_comes_from_the_launcher_environment(monkeypatch):
-    from hebbian_es.distributed import rank_info, rank_suffix
+    from hebbian_es.config import rank_suffix
+    from hebbian_es.es.distributed import rank_info
 
     for var in ("RANK", "WORLD_SIZE", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID"):
         monkeypatch.delenv(var, raising=False)
@@ -112,7 +110,7 @@ def test_rank_comes_from_the_launcher_environment(monkeypatch):
 
 
 def test_unknown_backend_is_refused():
-    from hebbian_es.distributed import init_process_group
+    from hebbian_es.es.distributed import init_process_group
 
     with pytest.raises(ConfigError, match="evaluator.backend='mpi'; allowed: \\['gloo'\\]"):
         init_process_group("mpi")
@@ -120,17 +118,18 @@ def test_unknown_backend_is_refused():
 
 def _disagreeing_rank(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    from hebbian_es import distributed
-    from hebbian_es.training import ESRun
+    from hebbian_es.es import distributed
+    from hebbian_es.run.rundir import RunDir
+    from hebbian_es.run.train import build_run
 
     cfg = _compose(["evaluator=distributed", f"seed={rank}"])  # each rank another seed
-    run = ESRun(cfg, Path(out))
+    run = build_run(cfg, RunDir(Path(out)))
     try:
         run.start(None)
     except ConfigError as exc:
         Path(f"{out}.{rank}").write_text(str(exc))
     finally:
-        run.close()
+        run.close_evaluator()
         distributed.shutdown()
 
 
@@ -161,23 +160,19 @@ def _cli_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def serial_run(tmp_path_factory) -> Path:
-    from hebbian_es.app import train
+def serial_run(compose_config, tmp_path_factory) -> Path:
+    from hebbian_es.run.train import train
 
     run_dir = tmp_path_factory.mktemp("serial")
-    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-        cfg = compose("train", overrides=[f"run_dir={run_dir}", "evaluator=serial", *RUN])
-    train(cfg)
+    train(compose_config.raw(f"run_dir={run_dir}", "evaluator=serial", *RUN))
     return run_dir
 
 
 @pytest.mark.slow
-def test_same_centre_with_1_worker_2_workers_and_2_ranks(serial_run, tmp_path):
-    from hebbian_es.app import train
+def test_same_centre_with_1_worker_2_workers_and_2_ranks(compose_config, serial_run, tmp_path):
+    from hebbian_es.run.train import train
 
-    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-        cfg = compose("train", overrides=[f"run_dir={tmp_path / 'workers'}", "evaluator=local", "evaluator.workers=2", *RUN])
-    train(cfg)
+    train(compose_config.raw(f"run_dir={tmp_path / 'workers'}", "evaluator=local", "evaluator.workers=2", *RUN))
     ranks_dir = tmp_path / "ranks"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),

@@ -1,7 +1,7 @@
 """End-to-end: whole runs through the task function, the CLI and the evaluate CLI.
 
 In-process runs compose the shipped config tree exactly as `python -m hebbian_es`
-does (lightning-hydra-template style) and call `hebbian_es.app.train(cfg)`; there
+does (lightning-hydra-template style) and call `hebbian_es.run.train.train(cfg)`; there
 `run_dir` is set directly, since `${hydra:runtime.output_dir}` has no value outside
 a Hydra run.  CLI runs start `python -m hebbian_es` with the interpreter running the
 tests and choose the run directory the documented way, `hydra.run.dir=<dir>`
@@ -26,17 +26,16 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 import hebbian_es
-from hebbian_es import evaluation
-from hebbian_es.app import train
-from hebbian_es.evaluate import main as evaluate_main
-from hebbian_es.loggers import MetricsFile
-from hebbian_es.task import TEST, TRAIN, VALIDATION, episode_seeds
-from hebbian_es.training import ESRun
+from hebbian_es import config
+from hebbian_es.es import evaluators as evaluation
+from hebbian_es.run.train import train
+from hebbian_es.run.evaluate import main as evaluate_main
+from hebbian_es.run.observers import MetricsObserver
+from hebbian_es.core.task import TEST, TRAIN, VALIDATION, episode_seeds
+from hebbian_es.run.loop import ESRun
 
 REQUIRED_COLUMNS = ("generation", "pop_mean", "pop_max", "pop_min", "center_return", "lr", "sigma", "env_steps", "wall_time")
 TIMING_COLUMNS = {"gen_seconds", "steps_per_s", "wall_time"}
@@ -50,12 +49,7 @@ ABCD_COEFFICIENTS = 5
 # ---- helpers -----------------------------------------------------------------------------
 def compose_train(run_dir: Path, *overrides: str) -> Any:
     """The composed `train` config with debug=default, as the CLI would see it."""
-    if GlobalHydra.instance().is_initialized():  # left over by another test module
-        GlobalHydra.instance().clear()
-    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-        return compose(
-            "train", overrides=["debug=default", f"run_dir={run_dir}", *overrides], return_hydra_config=False
-        )
+    return config.compose(["debug=default", f"run_dir={run_dir}", *overrides])
 
 
 def train_run(run_dir: Path, *overrides: str) -> dict[str, Any]:
@@ -351,15 +345,15 @@ class _Killed(BaseException):
 
 def test_kill_between_checkpoint_and_metrics_row_loses_no_row(tmp_path: Path) -> None:
     overrides = ("generations=5", "test.after_fit=false", "validation.every=0")
-    real_write = MetricsFile.write
+    real_write = MetricsObserver.on_generation
 
-    def write(self, row):
-        if row["generation"] == 2:
+    def write(self, run, gen):
+        if gen.metrics["generation"] == 2:
             raise _Killed  # killed after generation 2's update, before its row and last.pt
-        return real_write(self, row)
+        return real_write(self, run, gen)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(MetricsFile, "write", write)
+        mp.setattr(MetricsObserver, "on_generation", write)
         with pytest.raises(_Killed):
             train_run(tmp_path / "run", *overrides)
     assert load_ckpt(tmp_path / "run" / "checkpoints" / "last.pt")["generation"] == 2
@@ -572,10 +566,10 @@ def test_blown_up_run_writes_strict_json(all_blown_up: SimpleNamespace) -> None:
 
 
 def test_centre_stays_put_when_no_member_has_a_finite_fitness(all_blown_up: SimpleNamespace) -> None:
-    from hebbian_es.task import build_task
+    from hebbian_es.core.task import build_task
 
-    cfg = OmegaConf.to_container(OmegaConf.load(all_blown_up.dir / "config.yaml"), resolve=True)
-    start = build_task(cfg).initial_center(int(cfg["seed"]))
+    cfg = config.load(all_blown_up.dir / "config.yaml")
+    start = build_task(cfg).initial_center(cfg.seed)
     last = load_ckpt(all_blown_up.dir / "checkpoints" / "last.pt")
     assert torch.equal(last["params"], start), f"moved by {(last['params'] - start).norm():.3g}"
 

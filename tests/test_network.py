@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hebbian_es.network import ConvSpec, NetworkSpec, PolicyPopulation, build_layout
-from hebbian_es.rules import get_rule
+from hebbian_es.config import DistributionConfig
+from hebbian_es.core.network import ConvSpec, NetworkSpec, PolicyPopulation, build_layout
+from hebbian_es.core.rules import get_rule
 
 # conf/network/cnn_mlp.yaml
 PAPER_CONV = (ConvSpec(out_channels=6, kernel=3, stride=1, pool=2), ConvSpec(out_channels=8, kernel=5, stride=2, pool=2))
 CARRACING = NetworkSpec(input_shape=(3, 84, 84), output_size=3, hidden=(128, 64), conv=PAPER_CONV, normalize_weights=True)
 QUADRUPED = NetworkSpec(input_shape=(28,), output_size=8, hidden=(128, 64))
-UNIFORM = {"kind": "uniform", "low": -0.1, "high": 0.1}
+UNIFORM = DistributionConfig(kind="uniform", low=-0.1, high=0.1)
 
 
 def test_carracing_counts_match_the_paper():
@@ -211,7 +212,7 @@ def _area_reference(img, out_h, out_w):
 def test_area_resize_equals_overlap_weighted_mean(size, crop, gen):
     import numpy as np
 
-    from hebbian_es.envs import ObservationBatcher, ObservationSpec
+    from hebbian_es.envs.spec import ObservationBatcher, ObservationSpec
 
     rng = np.random.default_rng(0)
     raw = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in range(3)]
@@ -234,7 +235,7 @@ def test_area_resize_96_to_84_known_values():
     """CarRacing's 96 -> 84: 7x8 blocks with weights (7 - k, k + 1)/8 (k = 0..6), as cv2's INTER_AREA."""
     import numpy as np
 
-    from hebbian_es.envs import ObservationBatcher, ObservationSpec, area_weights
+    from hebbian_es.envs.spec import ObservationBatcher, ObservationSpec, area_weights
 
     g, block = area_weights(96, 84)
     assert g == 12 and block.shape == (7, 8)

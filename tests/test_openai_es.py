@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from hebbian_es.errors import ConfigError
-from hebbian_es.optim import make_optimizer
-from hebbian_es.optim.base import SeededPopulation, centered_ranks, noise_from_seed
-from hebbian_es.optim.openai_es import OpenAIES
+from hebbian_es.config import OpenAIESConfig
+from hebbian_es.es import make_optimizer
+from hebbian_es.es.base import SeededPopulation, centered_ranks, noise_from_seed
+from hebbian_es.es.openai_es import OpenAIES
 
 
 def test_update_equals_spec_formula_by_hand():
@@ -175,13 +176,16 @@ def test_odd_popsize_is_fine_without_antithetic_sampling():
 
 
 def test_make_optimizer():
-    es = make_optimizer({"name": "openai_es", "popsize": 6, "sigma": 0.2})
+    es = make_optimizer(OpenAIESConfig(popsize=6, sigma=0.2))
     assert isinstance(es, OpenAIES) and es.popsize == 6 and es.sigma == 0.2
     with pytest.raises(ConfigError, match=r"optimizer\.name") as info:
-        make_optimizer({"name": "cma_es", "popsize": 6})
+        make_optimizer(OpenAIESConfig(name="cma_es", popsize=6))
     assert "openai_es" in str(info.value)
-    with pytest.raises(ConfigError, match="optimizer"):
-        make_optimizer({"name": "openai_es", "popsize": 6, "momentum": 0.9})
+    # an unknown key (momentum) is the schema's to refuse, at compose time: tests/test_schema.py
+
+
+def test_defaults_are_the_schemas():
+    assert OpenAIES() == make_optimizer(OpenAIESConfig())
 
 
 def _objective(x: torch.Tensor) -> np.ndarray:

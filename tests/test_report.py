@@ -21,8 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hebbian_es import report as rep
-from hebbian_es.loggers import read_metrics
+from hebbian_es.errors import ConfigError
+from hebbian_es.report import cli as rep
+from hebbian_es.report import wandb as rep_wandb
+from hebbian_es.report.aggregate import group_value
+from hebbian_es.report.runs import load_run
+from hebbian_es.report.wandb import PUBLISH_TIMEOUT_S, api_key_configured, build_wandb_report, wandb_decision, wandb_spec
+from hebbian_es.run.rundir import read_jsonl as read_metrics
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -161,16 +166,16 @@ def test_wandb_spec_built_offline(built: Path, monkeypatch: pytest.MonkeyPatch) 
         raise AssertionError("the W&B API was called")
 
     monkeypatch.setattr(interface, "_get_api", no_network)
-    report = rep.build_wandb_report(spec, entity="someone")
+    report = build_wandb_report(spec, entity="someone")
     assert isinstance(report, wr.Report) and report.entity == "someone" and report.project == "hebbian_es"
     (grid_obj,) = [b for b in report.blocks if isinstance(b, wr.PanelGrid)]
     assert grid_obj.runsets[0].groupby == ["config.rule.name"]
     assert [type(p).__name__ for p in grid_obj.panels] == ["LinePlot", "LinePlot", "BarPlot", "RunComparer"]
     assert report._to_model().spec.blocks  # the whole conversion is offline
-    assert rep.wandb_decision("auto", spec) == (False, "WANDB_MODE=offline")
+    assert wandb_decision("auto", spec) == (False, "WANDB_MODE=offline")
     monkeypatch.delenv("WANDB_MODE")
-    assert rep.wandb_decision("auto", spec)[0] is False  # logged with logger=csv: nothing on W&B
-    assert rep.wandb_decision("auto", {**spec, "logged_to_wandb": True, "mode": "online"})[0] is rep.api_key_configured()
+    assert wandb_decision("auto", spec)[0] is False  # logged with logger=csv: nothing on W&B
+    assert wandb_decision("auto", {**spec, "logged_to_wandb": True, "mode": "online"})[0] is api_key_configured()
 
 
 def test_by_metric_and_wandb_off(sweep: Path, tmp_path: Path) -> None:
@@ -250,20 +255,20 @@ def test_quadruped_seen_unseen_table(tmp_path: Path) -> None:
     assert "random_03" not in md.split("## Runs")[0]  # random bodies only as their distribution
     data = json.loads((sweep / "report/report.json").read_text())
     assert data["by"] == "morphology" and data["groups"] == ["paper", "standard_only"]
-    runs = [rep.load_run(sweep / m / f"s{s}", sweep) for m, s in shifts]
+    runs = [load_run(sweep / m / f"s{s}", sweep) for m, s in shifts]
     for r in runs:
-        r.group = rep._group_value(r, "morphology")
-    spec = rep.wandb_spec(runs, data["groups"], "morphology", "center_return", data["aggregates"], "morphology_sets_ant", "t", None, "")
+        r.group = group_value(r, "morphology")
+    spec = wandb_spec(runs, data["groups"], "morphology", "center_return", data["aggregates"], "morphology_sets_ant", "t", None, "")
     assert spec["groupby"] == ["config.morphology.train"]  # morphology has no name: the key that tells them apart
 
 
 def test_single_run_dir_and_failed_publish(sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     assert "single run's directory" in _error([f"sweep={sweep / 'abcd/s0'}"], capsys)
 
-    def unreachable(spec, timeout=rep.PUBLISH_TIMEOUT_S):
-        raise rep.ConfigError("publishing the W&B report failed: no network")
+    def unreachable(spec, timeout=PUBLISH_TIMEOUT_S):
+        raise ConfigError("publishing the W&B report failed: no network")
 
-    monkeypatch.setattr(rep, "publish", unreachable)  # wandb=on never reaches the server in tests
+    monkeypatch.setattr(rep_wandb, "publish", unreachable)  # wandb=on never reaches the server in tests
     out = tmp_path / "on"
     with pytest.raises(SystemExit) as exc:
         rep.main([f"sweep={sweep}", f"out={out}", "wandb=on"])
@@ -271,3 +276,14 @@ def test_single_run_dir_and_failed_publish(sweep: Path, tmp_path: Path, monkeypa
     assert capsys.readouterr().err.strip() == "error: publishing the W&B report failed: no network"
     assert (out / "report.html").exists() and (out / "wandb_report_spec.json").exists()
     assert "W&B report not published: publishing the W&B report failed" in (out / "report.md").read_text()
+
+
+def test_wandb_on_without_a_key_never_prompts(sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for var in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no_netrc"))  # not the machine's own ~/.netrc
+    assert not api_key_configured()
+    out = tmp_path / "on"
+    err = _error([f"sweep={sweep}", f"out={out}", "wandb=on"], capsys)  # exit 2, one line, before wandb is touched
+    assert "wandb=on needs a W&B API key" in err
+    assert (out / "report.html").exists() and (out / "wandb_report_spec.json").exists()  # the local report is written

@@ -1,7 +1,7 @@
 """Hebbian rules: the vectorised update against a plain scalar loop over every synapse.
 
 The reference formulas below are written from SPEC.md, independently of
-hebbian_es.rules.  Weights are (out, in): synapse (pre i, post j) is W[b, j, i].
+hebbian_es.core.rules.  Weights are (out, in): synapse (pre i, post j) is W[b, j, i].
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import math
 import pytest
 import torch
 
+from hebbian_es.config import DistributionConfig
 from hebbian_es.errors import ConfigError
-from hebbian_es.network import NetworkSpec, PolicyPopulation, build_layout
-from hebbian_es.rules import RULES, get_rule
+from hebbian_es.core.network import NetworkSpec, PolicyPopulation, build_layout
+from hebbian_es.core.rules import RULES, get_rule
 
 B, N_IN, N_OUT = 3, 5, 4
 
@@ -152,7 +153,7 @@ def test_population_update_equals_scalar_loop_per_layer(name, use_eta, output_ac
     )
     layout = build_layout(spec, rule, coevolve_initial_weights=False)
     params = torch.randn(B, layout.size, generator=gen) * 0.5
-    policy = PolicyPopulation(spec, rule, layout, params, {"kind": "uniform", "low": -0.5, "high": 0.5})
+    policy = PolicyPopulation(spec, rule, layout, params, DistributionConfig(kind="uniform", low=-0.5, high=0.5))
     policy.reset([11, 12, 13])
     weights = [w.clone().double() for w in policy.weights]  # (B, out, in) per layer
     coeffs = [layout.views(params.double())[f"fc{l}.coefficients"] for l in range(2)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from hebbian_es import config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -45,11 +45,9 @@ def _centre(run_dir: Path) -> torch.Tensor:
 
 
 def _serial(run_dir: Path, *overrides: str) -> Path:
-    from hebbian_es.app import train
+    from hebbian_es.run.train import train
 
-    with initialize_config_module(version_base="1.3", config_module="hebbian_es.conf"):
-        cfg = compose("train", overrides=[f"run_dir={run_dir}", "evaluator=serial", *overrides])
-    train(cfg)
+    train(config.compose([f"run_dir={run_dir}", "evaluator=serial", *overrides]))
     return run_dir
 
 

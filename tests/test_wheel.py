@@ -79,7 +79,7 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
     for member in ("hebbian_es/__main__.py", "hebbian_es/conf/__init__.py", "hebbian_es/conf/train.yaml",
                    "hebbian_es/conf/debug/default.yaml", "hebbian_es/conf/env/generic.yaml",
                    "hebbian_es/conf/env/carracing.yaml", "hebbian_es/conf/hydra/job_logging/run_log.yaml",
-                   "hebbian_es/optim/openai_es.py", "hebbian_es/conf/sweep/rule_ablation.yaml",
+                   "hebbian_es/es/openai_es.py", "hebbian_es/config/schema.py", "hebbian_es/conf/sweep/rule_ablation.yaml",
                    "hydra_plugins/hebbian_es_launcher/slurm.py"):  # fmt: skip
         assert member in names, f"{member} missing from {wheel.name}"
     assert not any(n.startswith(("tests/", "conf/")) for n in names), "stray top-level packages in the wheel"

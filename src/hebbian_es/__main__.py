@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from typing import Any, Callable, Iterator
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -14,7 +17,7 @@ from hebbian_es.errors import ConfigError
 
 @hydra.main(version_base="1.3", config_path="pkg://hebbian_es.conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    from hebbian_es.app import train
+    from hebbian_es.run.train import train
 
     try:
         summary = train(cfg)
@@ -36,9 +39,45 @@ def _register_launcher() -> None:
     Plugins.instance().register(SlurmLauncher)
 
 
+def _run_and_report(hydra_run_and_report: Callable[[Callable[[], Any]], Any], func: Callable[[], Any]) -> Any:
+    """Hydra's run_and_report, except that a config the schema refuses while Hydra composes
+    (`optimizer.popsize=abc`, `optimizer.popsiz=10`) is one `error:` line and exit 2, as
+    every other bad-input error of this app; anything else is Hydra's to report."""
+    from hydra.errors import ConfigCompositionException
+
+    from hebbian_es.config import error_line
+
+    def guarded() -> Any:
+        try:
+            return func()
+        except ConfigCompositionException as exc:
+            line = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else error_line(exc)
+            if line is None:
+                raise
+            print(f"error: {line}", file=sys.stderr)
+            sys.exit(2)
+
+    return hydra_run_and_report(guarded)
+
+
+@contextlib.contextmanager
+def _schema_errors_in_one_line() -> Iterator[None]:
+    # hydra.main reports composition errors through hydra._internal.utils.run_and_report,
+    # looked up as a module global at each call: wrap it for the duration of main().
+    from hydra._internal import utils
+
+    original = utils.run_and_report
+    utils.run_and_report = lambda func: _run_and_report(original, func)
+    try:
+        yield
+    finally:
+        utils.run_and_report = original
+
+
 def main() -> None:
     _register_launcher()
-    _hydra_main()
+    with _schema_errors_in_one_line():
+        _hydra_main()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,292 @@
+"""The schema of every config group: one dataclass per group (Hydra structured configs),
+the one home of the config's defaults.  `hebbian_es.config` registers them and converts
+the composed config into them; nothing here imports more than the standard library and
+OmegaConf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import II, MISSING
+
+# --------------------------------------------------------------------------- env
+
+
+@dataclass
+class ObservationConfig:
+    """How a raw observation becomes network input (hebbian_es.envs.spec)."""
+
+    kind: str = "auto"  # auto (pixels for rank-3 Box observations, else vector) | vector | pixels
+    resize: Optional[List[int]] = None  # pixels: (H, W) after the crop
+    crop: Optional[List[int]] = None  # pixels: top, bottom, left, right (pixels kept)
+    scale: Optional[float] = None  # observations are divided by this; null: 255 for pixels, 1 for vectors
+    interpolation: str = "area"  # area (cv2 INTER_AREA, shrinking only) | bilinear_antialias
+
+
+@dataclass
+class ActionConfig:
+    # Box actions: one squash for every output, or one per output (a list);
+    # identity | tanh | sigmoid | clip | rescale.  Discrete actions are the argmax.
+    squash: Any = "clip"
+
+
+@dataclass
+class EarlyStopConfig:
+    """Stop an episode once more than `patience` consecutive steps had negative
+    reward, checked only after `min_steps` steps; patience null: never."""
+
+    patience: Optional[int] = None
+    min_steps: int = 0
+
+
+@dataclass
+class PolicyConfig:
+    """What the env asks of the network (read by the network group's defaults)."""
+
+    output_activation: str = "tanh"  # bounded post-synaptic activity of the output layer
+    normalize_weights: bool = False  # W <- W / max|W| per plastic layer after each update
+
+
+@dataclass
+class EnvConfig:
+    name: str = "${.id}"
+    id: str = MISSING  # a gymnasium id ("module:Id" imports module first)
+    make_kwargs: Dict[str, Any] = field(default_factory=dict)
+    max_episode_steps: Optional[int] = None  # null: the env's own limit
+    step_limit: int = 100_000  # hard cap on a lifetime, whatever the env does
+    morphology_kwarg: Optional[str] = None  # make kwarg taking a list of damages (envs with bodies)
+    end_on_terminated: bool = True  # false: only truncation and early stop end an episode
+    solved_threshold: Optional[float] = None  # a mean test return at or above this counts as solved
+    reward_label: str = "reward"  # what a per-step reward is called in analysis plots
+    wrappers: List[Any] = field(default_factory=list)  # Hydra `_target_` entries, applied in order
+    observation: ObservationConfig = field(default_factory=ObservationConfig)
+    action: ActionConfig = field(default_factory=ActionConfig)
+    early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+
+# --------------------------------------------------------------------------- rule, network, init
+
+
+@dataclass
+class RuleConfig:
+    name: str = MISSING  # a rule of hebbian_es.core.rules.RULES
+    use_eta: bool = True  # false drops the per-synapse learning rate
+
+
+@dataclass
+class ConvConfig:
+    out_channels: int = MISSING
+    kernel: int = MISSING
+    stride: int = 1
+    pool: int = 2
+
+
+def _paper_conv() -> List[ConvConfig]:
+    return [ConvConfig(out_channels=6, kernel=3, stride=1, pool=2), ConvConfig(out_channels=8, kernel=5, stride=2, pool=2)]
+
+
+@dataclass
+class NetworkConfig:
+    kind: str = "auto"  # auto (cnn_mlp for pixels, else mlp) | mlp | cnn_mlp
+    hidden: List[int] = field(default_factory=lambda: [128, 64])
+    conv: List[ConvConfig] = field(default_factory=_paper_conv)  # cnn_mlp only
+    plastic_layers: Optional[List[int]] = None  # FC layer indices that are plastic; null: all
+    hidden_activation: str = "tanh"
+    # Post-synaptic activity of the output layer = the output after this activation.
+    output_activation: str = II("env.policy.output_activation")
+    normalize_weights: bool = II("env.policy.normalize_weights")
+    input_size: Optional[int] = None  # optional check against the env's feature size
+
+
+@dataclass
+class DistributionConfig:
+    """A named weight distribution (hebbian_es.core.distributions); each kind reads its own keys."""
+
+    kind: str = "uniform"  # uniform | normal | xavier | kaiming | torch_default | sparse | zeros | ones
+    low: float = -0.1  # uniform
+    high: float = 0.1  # uniform
+    mean: float = 0.0  # normal
+    std: float = 0.1  # normal, sparse
+    gain: float = 1.0  # xavier
+    sparsity: float = 0.5  # sparse: fraction of zeros in each column
+
+
+@dataclass
+class InitConfig(DistributionConfig):
+    """The initial weights of every lifetime."""
+
+    coevolve: bool = False  # true: the ES evolves the initial weights, drawn once from this distribution
+
+
+# --------------------------------------------------------------------------- optimizer, evaluator
+
+
+@dataclass
+class OpenAIESConfig:
+    name: str = "openai_es"
+    popsize: int = 200  # even with antithetic sampling
+    sigma: float = 0.1
+    lr: float = 0.2
+    lr_decay: float = 0.995  # lr *= lr_decay while lr > lr_floor
+    lr_floor: float = 0.001
+    sigma_decay: float = 0.999  # sigma *= sigma_decay while sigma > sigma_floor
+    sigma_floor: float = 0.01
+    antithetic: bool = True
+    standardize: bool = True  # centred ranks, then standardised
+    ties: str = "ordinal"  # ordinal | average
+
+
+@dataclass
+class NevergradConfig:
+    name: str = "TwoPointsDE"  # an exposed Nevergrad algorithm (hebbian_es.es.nevergrad.EXPOSED)
+    popsize: int = 64
+    sigma: float = 0.1
+    checkpoint_every: int = 10
+    archive_min_len: int = 4
+    archive_max_len: int = 32
+    max_popsize_growth: int = 4
+    center: str = "auto"  # auto | recommendation
+    budget: Optional[int] = None  # total candidates; only NGOpt uses it
+
+
+@dataclass
+class LocalEvaluatorConfig:
+    """evaluator=local and evaluator=serial: worker processes on this machine (1: in-process)."""
+
+    workers: Any = "auto"  # an integer >= 1, or auto (one per core)
+    batch_size: int = 64  # lifetimes a worker runs together
+    threads_per_worker: int = 1
+
+
+@dataclass
+class DistributedEvaluatorConfig:
+    """evaluator=distributed: one share of every generation per torch.distributed rank."""
+
+    distributed: bool = True  # false: this process's own evaluator only (a world of one)
+    backend: str = "gloo"
+    timeout_s: float = 600.0
+    workers_per_rank: int = 1  # >1: each rank also runs its own worker processes
+    batch_size: int = 64
+    threads_per_worker: int = 1
+
+
+# --------------------------------------------------------------------------- logger, morphology
+
+
+@dataclass
+class WandbConfig:
+    mode: str = "offline"  # offline | online | disabled
+    project: str = "hebbian_es"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    name: Optional[str] = "${env.name}_${rule.name}_s${seed}"
+    tags: List[str] = field(default_factory=list)
+    dir: Optional[str] = None  # null: the run dir
+    id: Optional[str] = None
+
+
+@dataclass
+class LoggerConfig:
+    wandb: Optional[WandbConfig] = None  # null: metrics files only
+
+
+@dataclass
+class RandomDamageConfig:
+    """One leg, one segment, a length scale drawn uniformly in [scale_low, scale_high]."""
+
+    legs: List[str] = field(default_factory=lambda: ["front_left", "front_right", "back_left", "back_right"])
+    segments: List[str] = field(default_factory=lambda: ["hip", "upper", "lower"])
+    scale_low: float = 0.25
+    scale_high: float = 1.0
+
+
+@dataclass
+class RandomEvalConfig:
+    count: int = 20  # fixed random test damages (all unseen)
+    seed: int = 12345
+
+
+@dataclass
+class MorphologyConfig:
+    """Bodies of envs that have them (env.morphology_kwarg); the paper's by default."""
+
+    train: List[str] = field(default_factory=lambda: ["standard", "front_right_short"])
+    test: List[str] = field(default_factory=lambda: ["standard", "front_right_short", "front_left_short"])
+    presets: Dict[str, Any] = field(default_factory=dict)  # name -> [{leg, segment, scale}, ...]
+    random: RandomDamageConfig = field(default_factory=RandomDamageConfig)
+    random_eval: RandomEvalConfig = field(default_factory=RandomEvalConfig)
+
+
+# --------------------------------------------------------------------------- root
+
+
+@dataclass
+class SweepConfig:
+    name: Optional[str] = None  # set by conf/sweep/<name>.yaml
+    compare: Optional[str] = None  # the config group its runs differ in
+
+
+@dataclass
+class FitnessConfig:
+    episodes: int = 1  # lifetimes per candidate per generation (mean is the fitness)
+    l2_penalty: float = 0.01  # fitness = return - l2_penalty * mean(h^2)
+
+
+@dataclass
+class ValidationConfig:
+    every: int = 10  # evaluate the centre every k generations (0: never) ...
+    episodes: int = 5  # ... on this many fresh lifetimes
+
+
+@dataclass
+class TestConfig:
+    __test__ = False  # not a pytest class
+
+    after_fit: bool = True
+    checkpoint: str = "last"  # last | best
+    episodes: int = 100
+
+
+def _coefficient_init() -> DistributionConfig:
+    return DistributionConfig(kind="uniform", low=0.0, high=1.0, mean=0.0, std=1.0)
+
+
+@dataclass
+class TrainConfig:
+    """The composed config of `python -m hebbian_es` (conf/train.yaml)."""
+
+    env: EnvConfig = MISSING
+    rule: RuleConfig = MISSING
+    network: NetworkConfig = MISSING
+    init: InitConfig = MISSING
+    optimizer: Any = MISSING  # OpenAIESConfig | NevergradConfig
+    evaluator: Any = MISSING  # LocalEvaluatorConfig | DistributedEvaluatorConfig
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    morphology: Optional[MorphologyConfig] = None  # null: the env's own body
+    seed: int = 0
+    generations: int = 100
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    run_dir: str = "${hydra:runtime.output_dir}"
+    resume: str = "auto"  # auto | never
+    torch_threads: int = 1
+    progress_bar: bool = True
+    coefficient_init: DistributionConfig = field(default_factory=_coefficient_init)
+    fitness: FitnessConfig = field(default_factory=FitnessConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+
+
+# Schemas of the files of each group: conf/<group>/<file>.yaml starts from
+# `/schema/<group>/<name>@_here_`.
+SCHEMAS: dict[str, dict[str, type]] = {
+    "env": {"env": EnvConfig},
+    "rule": {"rule": RuleConfig},
+    "network": {"network": NetworkConfig},
+    "init": {"init": InitConfig},
+    "optimizer": {"openai_es": OpenAIESConfig, "nevergrad": NevergradConfig},
+    "evaluator": {"local": LocalEvaluatorConfig, "distributed": DistributedEvaluatorConfig},
+    "logger": {"logger": LoggerConfig},
+    "morphology": {"morphology": MorphologyConfig},
+}

@@ -1,0 +1,156 @@
+"""The one rollout loop: training, evaluation and analysis all run lifetimes here.
+
+A lifetime: fresh random initial weights, then at every step a forward pass,
+the action sent to the env, and a Hebbian update of every plastic synapse with
+that step's activations.  No reward reaches the network.  B lifetimes run
+together: the network work is batched over the population; envs step one by one.
+
+Hooks let analyses perturb a lifetime without a second loop (hebbian_es.analysis.hooks
+has the ones `python -m hebbian_es.analyze` uses).  A hook may implement any of,
+called in this order at every step t = 0, 1, ... and in the order the hooks are given:
+
+- `on_weights(t, policy)`: before the forward pass; may change `policy.weights`
+  (the weights recorded for step t are the ones after these hooks).
+- `on_outputs(t, outputs) -> outputs`: after the forward pass; the returned (B, n)
+  tensor replaces the output layer's activity: the action is computed from it and
+  the Hebbian update of the last layer sees it as its post-synaptic activity.
+- `on_actions(t, actions) -> actions`: the env actions, after squashing; the
+  network does not see the change.
+- `plasticity_enabled(t)`: after the env step; whether the Hebbian update of step
+  t runs: a bool for every lifetime, or a (B,) bool array, one per lifetime (rows
+  with False keep their weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from hebbian_es.envs.spec import ActionMapper, EnvRunner, ObservationBatcher
+from hebbian_es.core.network import PolicyPopulation
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    """What to keep besides the returns (all optional: traces cost memory)."""
+
+    rewards: bool = False
+    weights: bool = False  # plastic weights before each step and after the last
+    activations: bool = False
+    every: int = 1  # keep traces every k steps
+
+
+@dataclass
+class LifetimeResult:
+    returns: np.ndarray  # (B,) float64; NaN where the network blew up
+    steps: np.ndarray  # (B,) env steps taken
+    rewards: np.ndarray | None = None  # (B, T) per-step rewards, NaN after the end
+    weights: list[np.ndarray] = field(default_factory=list)  # per plastic layer (T', B, out, in)
+    activations: list[np.ndarray] = field(default_factory=list)  # per layer (T', B, n)
+    weight_steps: np.ndarray | None = None  # step index of each weights entry (last = after the end)
+    activation_steps: np.ndarray | None = None  # step index of each activations entry
+
+
+def run_lifetimes(
+    policy: PolicyPopulation,
+    runners: Sequence[EnvRunner],
+    env_seeds: Sequence[int],
+    init_seeds: Sequence[int],
+    observe: ObservationBatcher,
+    act: ActionMapper,
+    max_steps: int,
+    hooks: Sequence[Any] = (),
+    record: RecordSpec = RecordSpec(),
+) -> LifetimeResult:
+    """Run one lifetime per row of `policy` (row b in `runners[b]`) until every episode ends."""
+    b = policy.batch
+    assert len(runners) == b == len(env_seeds) == len(init_seeds)
+    policy.reset(init_seeds)
+    raw = [r.reset(s) for r, s in zip(runners, env_seeds)]
+    returns = np.zeros(b)
+    steps = np.zeros(b, dtype=np.int64)
+    alive = np.ones(b, dtype=bool)
+    rewards: list[np.ndarray] = []
+    w_trace: list[list[np.ndarray]] = []
+    a_trace: list[list[np.ndarray]] = []
+    w_steps: list[int] = []
+    a_steps: list[int] = []
+    gate = [h.plasticity_enabled for h in hooks if hasattr(h, "plasticity_enabled")]
+    weight_hooks = [h.on_weights for h in hooks if hasattr(h, "on_weights")]
+    output_hooks = [h.on_outputs for h in hooks if hasattr(h, "on_outputs")]
+    action_hooks = [h.on_actions for h in hooks if hasattr(h, "on_actions")]
+
+    t = 0
+    with torch.no_grad():
+        while alive.any() and t < max_steps:
+            for hook in weight_hooks:
+                hook(t, policy)
+            keep = (record.weights or record.activations) and t % record.every == 0
+            if keep and record.weights:
+                w_trace.append([w.numpy().copy() for w in policy.plastic_weights()])
+                w_steps.append(t)
+            out = policy.forward(observe(raw))
+            blown = ~torch.isfinite(out).all(dim=1).numpy()
+            if blown.any():
+                hit = blown & alive
+                returns[hit] = np.nan
+                alive &= ~blown
+                out = torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+            if output_hooks:
+                for hook in output_hooks:
+                    out = hook(t, out)
+                policy.activations[-1] = out
+            if keep and record.activations:
+                a_trace.append([a.numpy().copy() for a in policy.activations])
+                a_steps.append(t)
+            actions = act(out)
+            for hook in action_hooks:
+                actions = hook(t, actions)
+            step_rewards = np.full(b, np.nan) if record.rewards else None
+            for i in np.flatnonzero(alive):
+                raw[i], r, done = runners[i].step(actions[i])
+                returns[i] += r
+                steps[i] += 1
+                if step_rewards is not None:
+                    step_rewards[i] = r
+                if done:
+                    alive[i] = False
+            if step_rewards is not None:
+                rewards.append(step_rewards)
+            if policy.plastic:
+                _hebbian_step(policy, [g(t) for g in gate])
+            t += 1
+    if record.weights:
+        w_trace.append([w.numpy().copy() for w in policy.plastic_weights()])
+        w_steps.append(t)
+    result = LifetimeResult(returns=returns, steps=steps)
+    if record.rewards:
+        result.rewards = np.stack(rewards, axis=1) if rewards else np.zeros((b, 0))
+    if w_trace:
+        result.weights = [np.stack([snap[k] for snap in w_trace]) for k in range(len(w_trace[0]))]
+        result.weight_steps = np.asarray(w_steps)
+    if a_trace:
+        result.activations = [np.stack([snap[k] for snap in a_trace]) for k in range(len(a_trace[0]))]
+        result.activation_steps = np.asarray(a_steps)
+    return result
+
+
+def _hebbian_step(policy: PolicyPopulation, gates: list[Any]) -> None:
+    """The Hebbian update, for the lifetimes every gate lets through (a bool or a (B,) mask each)."""
+    if not gates:
+        policy.update()
+        return
+    enabled = np.ones(policy.batch, dtype=bool)
+    for g in gates:
+        enabled &= np.broadcast_to(np.asarray(g, dtype=bool), enabled.shape)
+    if enabled.all():
+        policy.update()
+    elif enabled.any():
+        frozen = torch.from_numpy(~enabled)
+        kept = [w[frozen].clone() for w in policy.plastic_weights()]
+        policy.update()
+        for w, k in zip(policy.plastic_weights(), kept):
+            w[frozen] = k

@@ -1,0 +1,197 @@
+"""A task: env + network + rule + parameter layout, built and validated from the typed config.
+
+`build_task` is where bad configuration is caught, before anything is written.  A
+built task pickles: worker processes receive it whole, never the config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from hebbian_es.config import DistributionConfig, InitConfig, MorphologyConfig, NetworkConfig, TrainConfig
+from hebbian_es.core import distributions
+from hebbian_es.envs.spec import EnvSpec, build_env_spec
+from hebbian_es.errors import ConfigError
+from hebbian_es.core.network import ACTIVATIONS, ConvSpec, NetworkSpec, ParamLayout, PolicyPopulation, build_layout
+from hebbian_es.core.rules import HebbianRule, get_rule
+
+NETWORK_KINDS = ("auto", "mlp", "cnn_mlp")
+TRAIN, VALIDATION, TEST = 0, 1, 2  # seed streams: env seeds of each lie in a disjoint range
+
+
+@dataclass(frozen=True)
+class Task:
+    envs: tuple[EnvSpec, ...]  # training envs (fitness = mean over them)
+    network: NetworkSpec
+    rule: HebbianRule
+    layout: ParamLayout
+    weight_init: InitConfig  # fresh initial weights of every lifetime (or of the co-evolved ones)
+    coefficient_init: DistributionConfig  # starting point of the rule coefficients
+    max_steps: int
+
+    def policy(self, params: torch.Tensor) -> PolicyPopulation:
+        return PolicyPopulation(self.network, self.rule, self.layout, params, self.weight_init)
+
+    def initial_center(self, seed: int) -> torch.Tensor:
+        """Coefficients from `coefficient_init`; evolved weights from the lifetime init distribution."""
+        gen = torch.Generator().manual_seed(int(seed) + 0x5EED)
+        parts = []
+        for block in self.layout.blocks:
+            dist = self.coefficient_init if block.kind == "coefficients" else self.weight_init
+            parts.append(distributions.sample(dist, block.shape, gen).reshape(-1))
+        return torch.cat(parts) if parts else torch.zeros(0)
+
+    def counts(self) -> dict[str, int]:
+        lay = self.layout
+        return {
+            "plastic_coefficients": lay.count("coefficients"),
+            "static_conv_params": lay.count("weights", "conv"),
+            "static_fc_weights": sum(b.size for b in lay.blocks if b.name.endswith(".weight") and b.name.startswith("fc")),
+            "coevolved_initial_weights": sum(b.size for b in lay.blocks if b.name.endswith("initial_weight")),
+            "plastic_synapses": sum(
+                self.network.fc_shapes[l][0] * self.network.fc_shapes[l][1] for l in self.network.plastic_indices(self.rule)
+            ),
+            "evolved_total": lay.size,
+        }
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint must match to be loaded into this task."""
+        return {
+            "rule": self.rule.name,
+            "coefficients": list(self.rule.coefficient_names),
+            "fc_shapes": [list(s) for s in self.network.fc_shapes],
+            "conv_shapes": [list(s) for s in self.network.conv_shapes],
+            "layout": self.layout.describe(),
+        }
+
+
+def episode_seeds(seed: int, stream: int, index: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n (env reset seed, initial-weight seed) pairs for generation/round `index` of a stream.
+
+    Env seeds of the training, validation and test streams lie in disjoint ranges,
+    so test episodes never replay a training track or start state."""
+    raw = np.random.SeedSequence([int(seed), int(stream), int(index)]).generate_state(2 * n, dtype=np.uint32)
+    env = (raw[:n] % (1 << 29)).astype(np.int64) + stream * (1 << 29)
+    return env, raw[n:].astype(np.int64)
+
+
+def _network_spec(cfg: NetworkConfig, env: EnvSpec) -> NetworkSpec:
+    kind = cfg.kind
+    if kind not in NETWORK_KINDS:
+        raise ConfigError(f"network.kind={kind!r}; allowed: {list(NETWORK_KINDS)}")
+    pixels = env.observation.kind == "pixels"
+    if kind == "auto":
+        kind = "cnn_mlp" if pixels else "mlp"
+    if kind == "mlp" and pixels:
+        raise ConfigError(f"network.kind=mlp cannot read pixel observations of {env.id}; allowed: cnn_mlp, auto")
+    if kind == "cnn_mlp" and not pixels:
+        raise ConfigError(f"network.kind=cnn_mlp needs pixel observations; {env.id} gives vectors; allowed: mlp, auto")
+    conv = tuple(ConvSpec(c.out_channels, c.kernel, c.stride, c.pool) for c in cfg.conv) if kind == "cnn_mlp" else ()
+    hidden = tuple(cfg.hidden)
+    if any(h < 1 for h in hidden):
+        raise ConfigError(f"network.hidden={list(hidden)}: every size must be >= 1")
+    for key in ("hidden_activation", "output_activation"):
+        if getattr(cfg, key) not in ACTIVATIONS:
+            raise ConfigError(f"network.{key}={getattr(cfg, key)!r}; allowed: {sorted(ACTIVATIONS)}")
+    n_layers = len(hidden) + 1
+    plastic = None if cfg.plastic_layers is None else tuple(cfg.plastic_layers)
+    if plastic is not None:
+        bad = [p for p in plastic if not 0 <= p < n_layers]
+        if bad:
+            raise ConfigError(f"network.plastic_layers={list(plastic)}: allowed layer indices 0..{n_layers - 1}")
+    spec = NetworkSpec(
+        input_shape=env.observation.shape,
+        output_size=env.action.size,
+        hidden=hidden,
+        conv=conv,
+        plastic_layers=plastic,
+        hidden_activation=cfg.hidden_activation,
+        output_activation=cfg.output_activation,
+        normalize_weights=cfg.normalize_weights,
+    )
+    if conv and spec.feature_size < 1:
+        raise ConfigError(f"network.conv shrinks the {env.observation.shape} input to nothing")
+    if cfg.input_size is not None and cfg.input_size != spec.feature_size:
+        raise ConfigError(
+            f"network.input_size={cfg.input_size} does not fit env {env.id}: its features have size {spec.feature_size}"
+        )
+    return spec
+
+
+PHASES = ("train", "test")
+
+
+def env_variants(mcfg: MorphologyConfig | None, env: EnvSpec, phase: str) -> tuple[EnvSpec, ...]:
+    """The envs of a phase: one per body for envs with morphologies, else the env itself.
+
+    Training fitness is the mean over `morphology.train`; the test phase covers
+    `morphology.test` (each marked seen/unseen by what the body is, not its name)
+    plus `morphology.random_eval.count` fixed random damages, all unseen."""
+    from hebbian_es.envs.ant import morphology as morph
+
+    if mcfg is None:
+        return (env,)
+    if env.morphology_kwarg is None:
+        raise ConfigError(f"morphology is set but env {env.id} has no bodies to vary (env.morphology_kwarg is null)")
+    presets = mcfg.presets
+    train_names = list(mcfg.train)
+    if not train_names:
+        raise ConfigError("morphology.train is empty; give at least one body, e.g. [standard]")
+    random_spec = morph.RandomDamageSpec.from_config(mcfg.random)
+    kwarg = env.morphology_kwarg
+
+    def variant(body: morph.Morphology, seen: bool | None) -> EnvSpec:
+        kwargs = {**env.make_kwargs, kwarg: body.as_kwargs()}
+        return replace(env, make_kwargs=kwargs, name=body.name, seen=seen)
+
+    train = []
+    for name in train_names:
+        if name == "random":  # a new damage every episode, drawn from the reset seed
+            kwargs = {**env.make_kwargs, "random_damage": random_spec.as_kwargs()}
+            train.append(replace(env, make_kwargs=kwargs, name="random", seen=True))
+        else:
+            train.append(variant(morph.resolve(name, presets), True))
+    if phase == "train":
+        return tuple(train)
+    train_bodies = {morph.resolve(n, presets).key: n for n in train_names if n != "random"}
+    test = []
+    for name in mcfg.test:
+        body = morph.resolve(name, presets)
+        twin = train_bodies.get(body.key)
+        if twin is not None and twin != name:
+            raise ConfigError(
+                f"morphology.test entry {name!r} is the training body {twin!r} under another name; use {twin!r}"
+            )
+        test.append(variant(body, twin is not None))
+    count = mcfg.random_eval.count
+    if count < 0:
+        raise ConfigError(f"morphology.random_eval.count={count}: must be >= 0")
+    rng = np.random.default_rng(mcfg.random_eval.seed)
+    for k in range(count):
+        body = variant(morph.Morphology(f"random_{k:02d}", random_spec.sample(rng)), False)
+        test.append(replace(body, random_eval=True))
+    if not test:
+        raise ConfigError("morphology.test is empty and morphology.random_eval.count is 0: nothing to test")
+    return tuple(test)
+
+
+def build_task(cfg: TrainConfig, phase: str = "train") -> Task:
+    """Build and validate everything the run needs from the typed config (`hebbian_es.config.to_object`).
+
+    phase="test" gives the test envs (e.g. every test morphology) instead of the training ones."""
+    if phase not in PHASES:
+        raise ValueError(f"phase={phase!r}; allowed: {PHASES}")
+    rule = get_rule(cfg.rule.name, cfg.rule.use_eta)
+    distributions.check_distribution(cfg.init, "init")
+    distributions.check_distribution(cfg.coefficient_init, "coefficient_init")
+    env = build_env_spec(cfg.env)
+    network = _network_spec(cfg.network, env)
+    layout = build_layout(network, rule, coevolve_initial_weights=cfg.init.coevolve)
+    if layout.size == 0:
+        raise ConfigError("the configuration evolves nothing: no plastic layers and no static weights")
+    envs = env_variants(cfg.morphology, env, phase)
+    return Task(envs, network, rule, layout, cfg.init, cfg.coefficient_init, cfg.env.step_limit)

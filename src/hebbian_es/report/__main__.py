@@ -1,0 +1,5 @@
+"""`python -m hebbian_es.report sweep=<dir> ...`"""
+
+from hebbian_es.report.cli import main
+
+main()

@@ -1,0 +1,55 @@
+"""`python -m hebbian_es.evaluate run=<dir> [episodes=100] [checkpoint=last|best] ...`
+
+The paper's test protocol (run/protocol.py) on a finished or interrupted run: N
+lifetimes of the saved centre per test env (every test body for envs with
+morphologies), each from fresh random initial weights, on env seeds disjoint from
+training and validation, no early stop unless asked.  Prints the table (Table 1 for
+the quadruped) and writes <run>/test_<checkpoint>.json.  Builds no optimiser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from hebbian_es import cli_args
+from hebbian_es.cli_args import key
+from hebbian_es.config import LocalEvaluatorConfig
+from hebbian_es.errors import ConfigError
+
+
+@dataclass
+class EvaluateArgs:
+    run: Optional[str] = key(None, "the run directory (required)")
+    episodes: int = key(100, "test lifetimes per env / body")
+    checkpoint: str = key("last", "last (the centre after the last generation) | best (best centre return in training)")
+    early_stop: bool = key(False, "apply the env's early-stop rule (the protocol runs whole lifetimes)")
+    seed: Optional[int] = key(None, "seed of the test lifetimes (default: the run's seed)")
+    workers: Optional[int] = key(None, "worker processes (default: the run's evaluator.workers)")
+
+
+def evaluate(args: EvaluateArgs) -> dict[str, Any]:
+    from hebbian_es.files import write_json
+    from hebbian_es.run import protocol
+
+    if not args.run:
+        raise ConfigError("run=<run dir> is required")
+    if args.episodes < 1:
+        raise ConfigError(f"episodes={args.episodes}: must be >= 1")
+    agent = protocol.load_agent(args.run, args.checkpoint, seed=args.seed, early_stop=args.early_stop)
+    evaluator = agent.cfg.evaluator
+    if args.workers is not None:  # this command runs on one machine, whatever the run used
+        evaluator = LocalEvaluatorConfig(args.workers, evaluator.batch_size, evaluator.threads_per_worker)
+    results = protocol.run_protocol(evaluator, agent.task, agent.params, args.episodes, agent.seed, args.early_stop)
+    results.update({"checkpoint": str(agent.checkpoint), "checkpoint_generation": agent.generation})
+    write_json(agent.run.test_results(args.checkpoint), results)
+    print(protocol.format_table(results))
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli_args.main(__doc__ or "", EvaluateArgs, argv, evaluate, needs_args=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Observers of the run loop: the metrics files, checkpoints, status.json and W&B.
+
+Each attaches to `ESRun` (run/loop.py) through its hooks; the loop knows none of
+them.  On a distributed run only rank 0 attaches the writing observers.  Order
+matters for exact resumption: the metrics row is written before `last.pt`, so a
+kill in between replays generation g and rewrites its row.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from hebbian_es.files import atomic_save, json_safe, remove_partial_writes
+from hebbian_es.run.checkpoint import FORMAT
+from hebbian_es.run.loop import BaseObserver, ESRun, Generation
+from hebbian_es.run.rundir import RunDir, Status, read_jsonl
+
+
+class MetricsObserver(BaseObserver):
+    """metrics.jsonl and metrics.csv, one row per generation; validation.jsonl.
+
+    On start, rows of generations at or after the resumed one are dropped, so a
+    killed-and-restarted run leaves the same files as an uninterrupted one."""
+
+    def __init__(self, rundir: RunDir) -> None:
+        self.rd = rundir
+        self.columns: list[str] | None = None
+
+    def on_start(self, run: ESRun) -> None:
+        keep_below = run.generation
+        self.rd.path.mkdir(parents=True, exist_ok=True)
+        # validation after generation g's update is tagged g + 1
+        val = [r for r in read_jsonl(self.rd.validation) if int(r["generation"]) <= keep_below]
+        with open(self.rd.validation, "w") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in val)
+        rows = [r for r in read_jsonl(self.rd.metrics) if int(r["generation"]) < keep_below]
+        self.columns = list(rows[0]) if rows else None
+        with open(self.rd.metrics, "w") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in rows)
+        with open(self.rd.metrics_csv, "w", newline="") as fh:
+            if rows:
+                writer = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+
+    def on_generation(self, run: ESRun, gen: Generation) -> None:
+        clean = json_safe(dict(gen.metrics))
+        with open(self.rd.metrics, "a") as fh:
+            fh.write(json.dumps(clean) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        header = self.columns is None
+        if header:
+            self.columns = list(clean)
+        with open(self.rd.metrics_csv, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore")
+            if header:
+                writer.writeheader()
+            writer.writerow(clean)
+
+    def on_validation(self, run: ESRun, metrics: Mapping[str, Any]) -> None:
+        with open(self.rd.validation, "a") as fh:
+            fh.write(json.dumps(json_safe(dict(metrics))) + "\n")
+
+
+class CheckpointObserver(BaseObserver):
+    """checkpoints/last.pt every generation and checkpoints/best.pt for the best centre, atomically."""
+
+    def __init__(self, rundir: RunDir) -> None:
+        self.rd = rundir
+
+    def payload(self, run: ESRun, state: Any, params: Any) -> dict[str, Any]:
+        return {"format": FORMAT, **run.state_dict(state), "params": params.clone()}
+
+    def on_start(self, run: ESRun) -> None:
+        remove_partial_writes(self.rd.checkpoints)
+
+    def on_generation(self, run: ESRun, gen: Generation) -> None:
+        if gen.new_best:  # the centre that earned it, with the state it was asked from
+            atomic_save(self.payload(run, gen.asked_state, gen.center), self.rd.best)
+        atomic_save(self.payload(run, run.state, run.optimizer.center(run.state)), self.rd.last)
+
+
+class StatusObserver(BaseObserver):
+    """status.json: running at start, then finished / failed / stopped with the error."""
+
+    def __init__(self, rundir: RunDir, info: Mapping[str, Any]) -> None:
+        self.rd = rundir
+        self.info = dict(info)  # sweep, choices, overrides
+
+    def write(self, status: Status, error: str | None = None) -> None:
+        self.rd.write_status(status, self.info, error)
+
+    def on_start(self, run: ESRun) -> None:
+        self.write(Status.RUNNING)
+
+    def on_end(self, run: ESRun, status: str, error: str | None) -> None:
+        self.write(Status(status), error)
+
+
+class WandbObserver(BaseObserver):
+    """One W&B run per job (offline by default); `finish()` at the end, whatever the end."""
+
+    def __init__(
+        self, cfg: Any, run_config: Mapping[str, Any], rundir: RunDir, sweep_name: str | None, job_type: str = "train"
+    ) -> None:
+        import wandb
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self.wandb = wandb
+        # The run's id comes from its directory: a resumed or requeued job continues the same W&B run.
+        run_id = cfg.id or hashlib.sha256(str(Path(rundir.path).resolve()).encode()).hexdigest()[:16]
+        self.run = wandb.init(
+            project=cfg.project,
+            entity=cfg.entity,
+            group=cfg.group or sweep_name,  # runs of one sweep share a group
+            job_type=job_type,
+            name=cfg.name,
+            tags=list(cfg.tags),
+            mode=cfg.mode,
+            dir=str(cfg.dir or rundir.path),
+            config=dict(run_config),
+            id=run_id,
+            resume="allow",
+        )
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        self.run.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
+
+    def on_generation(self, run: ESRun, gen: Generation) -> None:
+        self.log(gen.metrics, step=int(gen.metrics["generation"]))
+
+    def on_validation(self, run: ESRun, metrics: Mapping[str, Any]) -> None:
+        self.log(metrics, step=int(metrics["generation"]))
+
+    def log_summary(self, summary: Mapping[str, Any]) -> None:
+        for k, v in summary.items():
+            if isinstance(v, (int, float, str)):
+                self.run.summary[k] = v
+
+    def log_image(self, key: str, path: Path) -> None:
+        self.run.log({key: self.wandb.Image(str(path))})
+
+    def log_test(self, results: Mapping[str, Any]) -> None:
+        """The test protocol's table (per env / body) and its means as summary values."""
+        columns = ["env", "seen", "episodes", "mean", "sd", "min", "max", "solved"]
+        table = self.wandb.Table(columns=columns)
+        for name, st in results["envs"].items():
+            table.add_data(name, st.get("seen"), st["episodes"], st["mean"], st["sd"], st["min"], st["max"], st.get("solved"))
+            self.run.summary[f"test/{name}/mean"] = st["mean"]
+        self.run.log({"test_table": table})
+
+    def on_end(self, run: ESRun, status: str, error: str | None) -> None:
+        self.run.finish()

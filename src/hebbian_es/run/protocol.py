@@ -1,0 +1,178 @@
+"""The paper's test protocol (Table 1), in one place.
+
+Load a run's centre (`load_agent`), evaluate N lifetimes per test env — every test
+body for envs with morphologies, plus the fixed random damages — each from fresh
+random initial weights on env seeds disjoint from training and validation, with no
+early stop unless asked (`run_protocol`), summarise per body (`summarise`) and
+format the table (`format_table`).  The Lightning test phase at the end of training,
+`python -m hebbian_es.evaluate` and the analyses all come through here; lifetime i
+(`test_lifetimes`) is the same lifetime in all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from hebbian_es import config as config_schema
+from hebbian_es.core.task import TEST, Task, build_task, episode_seeds
+from hebbian_es.envs.spec import EnvSpec
+from hebbian_es.errors import ConfigError
+from hebbian_es.es.base import ExplicitPopulation
+from hebbian_es.es.evaluators import Episodes, make_evaluator
+from hebbian_es.files import load_torch
+from hebbian_es.run.checkpoint import check_compatible
+from hebbian_es.run.rundir import RunDir
+
+TEST_EPISODES = 100  # the paper's protocol: 100 lifetimes per body
+
+
+def test_config(cfg: Any, early_stop: bool) -> Any:
+    """The run's (typed) config as the test protocol uses it: the env's early-stop rule off unless asked."""
+    if early_stop:
+        return cfg
+    env = replace(cfg.env, early_stop=replace(cfg.env.early_stop, patience=None, min_steps=0))
+    return replace(cfg, env=env)
+
+
+def plan(seed: int, episodes: int, n_envs: int) -> Episodes:
+    """`episodes` test lifetimes on each of n_envs envs; every env meets the same seeds."""
+    return episodes_of(seed, TEST, 0, episodes, n_envs)
+
+
+def episodes_of(seed: int, stream: int, index: int, n: int, n_envs: int = 1) -> Episodes:
+    """n episodes of round `index` of a seed stream on each of n_envs envs (same seeds on every env)."""
+    env_seeds, init_seeds = episode_seeds(seed, stream, index, n)
+    return Episodes(np.repeat(np.arange(n_envs), n), np.tile(env_seeds, n_envs), np.tile(init_seeds, n_envs))
+
+
+def test_lifetimes(seed: int, n: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(env seeds, init seeds) of test lifetimes first..first+n-1 as the default
+    100-lifetime protocol runs them."""
+    env, init = episode_seeds(seed, TEST, 0, max(first + n, TEST_EPISODES))
+    return env[first : first + n], init[first : first + n]
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A trained centre ready to be tested: the run, its config, the test-phase task and the parameters."""
+
+    run: RunDir
+    cfg: Any  # the run's typed config as the protocol uses it (test_config)
+    task: Task  # test phase: every test env / body
+    params: torch.Tensor
+    checkpoint: Path
+    generation: int
+    seed: int
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "run": str(self.run.path), "checkpoint": str(self.checkpoint), "checkpoint_generation": self.generation,
+            "rule": self.task.rule.name, "env": self.cfg.env.name, "env_id": self.task.envs[0].id, "seed": self.seed,
+        }
+
+
+def load_agent(
+    run: str | Path | RunDir, which: str = "last", *, seed: int | None = None, early_stop: bool = False, key: str = "run"
+) -> Agent:
+    """A run directory's `which` checkpoint on its test-phase task; one-line errors for a missing
+    directory, config or checkpoint, or a checkpoint that does not fit the config."""
+    rd = run if isinstance(run, RunDir) else RunDir.open(run, key)
+    path = rd.checkpoint(which)
+    cfg = test_config(config_schema.from_container(rd.read_config()), early_stop)
+    task = build_task(cfg, phase="test")
+    saved = load_torch(path)
+    check_compatible(saved["task"], task.fingerprint(), path)
+    params = saved["params"].detach().to(torch.float32).reshape(-1)
+    return Agent(rd, cfg, task, params, path, int(saved["generation"]), cfg.seed if seed is None else int(seed))
+
+
+def run_protocol(
+    evaluator_cfg: Any, task: Task, params: torch.Tensor, episodes: int, seed: int, early_stop: bool
+) -> dict[str, Any]:
+    """`episodes` lifetimes of `params` on every env of the test-phase `task`, on an evaluator
+    built from `evaluator_cfg` (its own worker processes, closed before returning); summarised."""
+    if episodes < 1:
+        raise ConfigError(f"episodes={episodes}: must be >= 1")
+    evaluator = make_evaluator(evaluator_cfg, task, phase="test")
+    try:
+        lifetimes = plan(seed, episodes, len(task.envs))
+        res = evaluator.evaluate(ExplicitPopulation(params.unsqueeze(0)), [0], lifetimes)
+    finally:
+        evaluator.close()
+    return summarise(task.envs, lifetimes, res.returns[0], seed=seed, early_stop=early_stop)
+
+
+def summarise(
+    envs: Sequence[EnvSpec], lifetimes: Episodes, returns: np.ndarray, *, seed: int, early_stop: bool
+) -> dict[str, Any]:
+    """Per env (body): mean ± sd, min, max, seen/unseen, solved; the random damages as a distribution."""
+    stats = {env.name: env_stats(env, returns[lifetimes.env_index == k]) for k, env in enumerate(envs)}
+    out: dict[str, Any] = {"envs": stats, "early_stop": bool(early_stop), "seed": int(seed)}
+    randoms = [stats[env.name] for env in envs if env.random_eval]
+    if randoms:
+        means = np.array([s["mean"] for s in randoms], dtype=np.float64)
+        out["random_damages"] = {
+            "count": len(randoms),
+            "mean_of_means": float(np.nanmean(means)),
+            "sd_of_means": float(np.nanstd(means)),
+            "min": float(np.nanmin(means)),
+            "median": float(np.nanmedian(means)),
+            "max": float(np.nanmax(means)),
+            "solved_fraction": float(np.mean([bool(s.get("solved")) for s in randoms])),
+        }
+    return out
+
+
+def env_stats(env: EnvSpec, r: np.ndarray) -> dict[str, Any]:
+    ok = r[np.isfinite(r)]  # a lifetime whose weights or simulator blew up has no return: counted apart
+    stat = (lambda fn: float(fn(ok))) if len(ok) else (lambda fn: float("nan"))
+    stats: dict[str, Any] = {
+        "env_id": env.id,
+        "episodes": int(len(r)),
+        "mean": stat(np.mean),
+        "sd": stat(np.std),
+        "min": stat(np.min),
+        "max": stat(np.max),
+        "nonfinite": int(len(r) - len(ok)),
+        "returns": [float(x) if np.isfinite(x) else None for x in r],
+    }
+    if env.seen is not None:
+        stats["seen"] = bool(env.seen)
+        damages = env.make_kwargs.get(env.morphology_kwarg) if env.morphology_kwarg else None
+        stats["damages"] = damages or []
+    if env.solved_threshold is not None:
+        stats["solved_threshold"] = env.solved_threshold
+        stats["solved"] = bool(len(ok)) and stats["mean"] >= env.solved_threshold
+    return stats
+
+
+def format_table(results: Mapping[str, Any]) -> str:
+    """The test table; with bodies it is the paper's Table 1 (seen/unseen, solved)."""
+    rows = list(results["envs"].items())
+    bodies = any("seen" in st for _, st in rows)
+    solved = any("solved" in st for _, st in rows)
+    head = f"{'env':<22}" + (f" {'body':<7}" if bodies else "") + f" {'episodes':>8} {'mean':>10} {'sd':>9} {'min':>10} {'max':>10}"
+    lines = [head + (f" {'solved':>7}" if solved else "")]
+    for name, st in rows:
+        line = f"{name:<22}" + (f" {('seen' if st.get('seen') else 'unseen'):<7}" if bodies else "")
+        line += f" {st['episodes']:>8} {st['mean']:>10.2f} {st['sd']:>9.2f} {st['min']:>10.2f} {st['max']:>10.2f}"
+        if solved:
+            line += f" {('yes' if st.get('solved') else 'no'):>7}"
+        lines.append(line)
+    rd = results.get("random_damages")
+    if rd:
+        lines.append(
+            f"random damages: {rd['count']} bodies, mean of means {rd['mean_of_means']:.2f} ± {rd['sd_of_means']:.2f} "
+            f"(min {rd['min']:.2f}, median {rd['median']:.2f}, max {rd['max']:.2f}), solved {rd['solved_fraction']:.0%}"
+        )
+    return "\n".join(lines)
+
+
+def table_means(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The per-env numbers summary.json keeps (no per-lifetime returns)."""
+    return {k: {s: v[s] for s in ("mean", "sd", "min", "max", "episodes")} for k, v in results["envs"].items()}

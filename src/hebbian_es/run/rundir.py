@@ -1,0 +1,248 @@
+"""The one place that knows a run directory's files and status values.
+
+Training writes through it, and evaluate, analyze, report and plots read through it:
+
+  config.yaml            the composed, resolved config (written once, after validation)
+  status.json            running | finished | failed | stopped, choices, overrides, error
+  metrics.jsonl/.csv     one row per generation
+  validation.jsonl       the centre on fresh lifetimes every k generations
+  checkpoints/last.pt    every generation, atomically; checkpoints/best.pt: best centre
+  summary.json           counts, budget, versions, test means
+  test_<last|best>.json  the test protocol run at the end of training
+  eval_<...>.json        later evaluations (python -m hebbian_es.evaluate), never over the above
+  fitness_curve.png, train.log, train.rank<k>.log, analysis/, wandb/
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterable
+
+from hebbian_es.errors import ConfigError
+from hebbian_es.files import json_safe, write_json, write_json_atomic
+
+
+class Status(str, Enum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    STOPPED = "stopped"  # interrupted (SIGTERM, SLURM requeue, Ctrl-C): resumable from last.pt
+
+
+CHECKPOINTS = ("last", "best")
+
+# Module paths of run directories written before the package was split into layers:
+# their config.yaml still names them (env ids, wrapper targets).
+LEGACY_MODULES = {
+    "hebbian_es.ant_fast:": "hebbian_es.envs.ant:",
+    "hebbian_es.ant:": "hebbian_es.envs.ant:",
+    "hebbian_es.ant.": "hebbian_es.envs.ant.bullet.",
+    "hebbian_es.ant_fast.": "hebbian_es.envs.ant.fast.",
+}
+
+
+def upgrade_legacy(value: Any) -> Any:
+    if isinstance(value, str):
+        for old, new in LEGACY_MODULES.items():
+            if value.startswith(old):
+                return new + value[len(old):]
+        return value
+    if isinstance(value, dict):
+        return {k: upgrade_legacy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [upgrade_legacy(v) for v in value]
+    return value
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a .jsonl file; a torn last line (killed mid-write) is skipped."""
+    rows: list[dict[str, Any]] = []
+    if not Path(path).exists():
+        return rows
+    with open(path) as fh:
+        for line in fh:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    # ---- file names -------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def status_file(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def validation(self) -> Path:
+        return self.path / "validation.jsonl"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def fitness_curve(self) -> Path:
+        return self.path / "fitness_curve.png"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
+    def analysis(self) -> Path:
+        return self.path / "analysis"
+
+    @property
+    def wandb(self) -> Path:
+        return self.path / "wandb"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def nevergrad_dump(self, generation: int) -> Path:
+        return self.checkpoints / f"nevergrad_g{generation}.pt"
+
+    def test_results(self, which: str) -> Path:
+        """What the training's own test protocol wrote (test.after_fit)."""
+        return self.path / f"test_{which}.json"
+
+    def evaluation(self, which: str, episodes: int, tag: str = "") -> Path:
+        """A later evaluation's results: named by checkpoint, lifetimes and options, never a training file."""
+        return self.path / f"eval_{which}_n{episodes}{('_' + tag) if tag else ''}.json"
+
+    # ---- reading ----------------------------------------------------------------------------
+    def is_run(self) -> bool:
+        return self.config.exists() or self.status_file.exists()
+
+    def checkpoint(self, which: str = "last") -> Path:
+        """checkpoints/<which>.pt, or the other one if only that exists; ConfigError if neither."""
+        if which not in CHECKPOINTS:
+            raise ConfigError(f"checkpoint={which!r}; allowed: {list(CHECKPOINTS)}")
+        want, other = (self.last, self.best) if which == "last" else (self.best, self.last)
+        if want.exists():
+            return want
+        if other.exists():
+            return other
+        raise ConfigError(f"run={str(self.path)!r} has no checkpoints/{self.best.name} or {self.last.name}")
+
+    def read_config(self) -> dict[str, Any]:
+        """config.yaml as plain data (module paths of older versions upgraded)."""
+        from omegaconf import OmegaConf
+
+        data = OmegaConf.to_container(OmegaConf.load(self.config), resolve=True)
+        assert isinstance(data, dict)
+        return upgrade_legacy(data)
+
+    def read_status(self) -> dict[str, Any] | None:
+        return _read_json(self.status_file)
+
+    def read_summary(self) -> dict[str, Any] | None:
+        return _read_json(self.summary)
+
+    def read_test(self, which: str = "last") -> dict[str, Any] | None:
+        return _read_json(self.test_results(which))
+
+    def metrics_rows(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.metrics)
+
+    def validation_rows(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.validation)
+
+    def merged_metrics(self) -> list[dict[str, Any]]:
+        """metrics.jsonl rows with validation.jsonl's val_mean folded in: validation tagged g ran
+        after generation g - 1's update.  Rows without a generation (foreign files) are kept as they are."""
+        rows = self.metrics_rows()
+        by_gen = {int(r["generation"]): r for r in rows if isinstance(r.get("generation"), (int, float))}
+        for v in self.validation_rows():
+            g = int(v.get("generation", -1)) - 1
+            if g in by_gen:
+                by_gen[g]["val_mean"] = v.get("val_mean")
+        return rows
+
+    # ---- writing ----------------------------------------------------------------------------
+    def write_status(self, status: Status, info: dict[str, Any] | None = None, error: str | None = None) -> None:
+        """status.json: where a run stands (for reports over sweeps) and which config choices made it."""
+        data: dict[str, Any] = {"status": Status(status).value, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        data.update(info or {})
+        if error:
+            data["error"] = error
+        write_json_atomic(self.status_file, json_safe(data))
+
+    def write_json(self, path: Path, data: Any) -> None:
+        write_json(path, data)
+
+    # ---- opening ----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, run: str | Path, key: str = "run") -> "RunDir":
+        """An existing run directory, with one-line errors for a missing directory or config."""
+        rd = cls(Path(run).resolve())
+        if not rd.path.is_dir():
+            raise ConfigError(f"{key}={str(run)!r} is not a directory")
+        if not rd.config.exists():
+            raise ConfigError(f"{key}={str(run)!r} has no config.yaml: not a hebbian_es run directory")
+        return rd
+
+
+def find_runs(root: Path, skip: Iterable[str] = ()) -> list[RunDir]:
+    """Run directories at or below root (a sweep directory), in path order."""
+    skip = set(skip)
+    found = []
+    for cfg in sorted(Path(root).rglob("*")):
+        if cfg.name not in ("config.yaml", "status.json") or any(part in skip for part in cfg.relative_to(root).parts[:-1]):
+            continue
+        rd = RunDir(cfg.parent)
+        if rd not in found:
+            found.append(rd)
+    return found
+
+
+def read_json_checked(path: Path) -> tuple[Any, str | None]:
+    """(data, None); (None, None) when the file is absent; (None, "<name> unreadable (<error>)") when it
+    is torn or unreadable: for readers that report a damaged file rather than skip it (report)."""
+    path = Path(path)
+    if not path.exists():
+        return None, None
+    try:
+        return json.loads(path.read_text()), None
+    except (OSError, json.JSONDecodeError) as exc:
+        return None, f"{path.name} unreadable ({type(exc).__name__})"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None

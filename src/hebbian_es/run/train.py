@@ -1,0 +1,239 @@
+"""The training task function: composed config in, run directory out.
+
+`train(cfg)` is what `python -m hebbian_es` runs (through Hydra) and what tests call
+in-process with a composed config.  It is the edge: the DictConfig becomes typed
+objects here (config.to_object), the task, optimiser and evaluator are built from
+them, the loop gets its observers, and every check that can fail on bad input runs
+before the run directory is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from hebbian_es import __version__
+from hebbian_es import config as config_schema
+from hebbian_es.core.task import build_task
+from hebbian_es.errors import ConfigError
+from hebbian_es.es import distributed, make_optimizer
+from hebbian_es.es.evaluators import make_evaluator
+from hebbian_es.files import load_torch, write_json
+from hebbian_es.run import protocol
+from hebbian_es.run.checkpoint import check_compatible
+from hebbian_es.run.loop import ESRun
+from hebbian_es.run.observers import CheckpointObserver, MetricsObserver, StatusObserver, WandbObserver
+from hebbian_es.run.rundir import RunDir, Status
+
+log = logging.getLogger("hebbian_es")
+RESUME_MODES = ("auto", "never")
+
+
+def versions() -> dict[str, str]:
+    import gymnasium
+
+    return {
+        "hebbian_es": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gymnasium": gymnasium.__version__,
+    }
+
+
+def resolve(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config as plain data; a missing or unresolvable value is a ConfigError."""
+    if "env" in cfg and OmegaConf.is_missing(cfg.env, "id"):
+        raise ConfigError("env.id is missing; set env=<config or gymnasium id> or env.id=<gymnasium id>")
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+
+
+def build_run(conf: Any, rundir: RunDir) -> ESRun:
+    """Task, optimiser and evaluator from the typed config: raises ConfigError on bad values."""
+    if conf.seed < 0:
+        raise ConfigError(f"seed={conf.seed}: must be a non-negative integer")
+    if conf.generations < 0:
+        raise ConfigError(f"generations={conf.generations}: must be >= 0")
+    if conf.resume not in RESUME_MODES:
+        raise ConfigError(f"resume={conf.resume!r}; allowed: {list(RESUME_MODES)}")
+    if conf.fitness.episodes < 1:
+        raise ConfigError(f"fitness.episodes={conf.fitness.episodes}: must be >= 1")
+    task = build_task(conf, phase="train")
+    optimizer = make_optimizer(conf.optimizer)
+    # An optimiser whose full state is too large to rewrite into every last.pt (Nevergrad)
+    # keeps it in files of its own next to it, written every k generations.
+    if hasattr(optimizer, "use_checkpoint_dir"):
+        optimizer.use_checkpoint_dir(rundir.checkpoints)
+    return ESRun(
+        task,
+        optimizer,
+        lambda: make_evaluator(conf.evaluator, task, phase="train"),
+        seed=conf.seed,
+        generations=conf.generations,
+        episodes_per_eval=conf.fitness.episodes,
+        l2_penalty=conf.fitness.l2_penalty,
+        run_id=str(rundir.path),
+    )
+
+
+def resumable(run: ESRun, rundir: RunDir, resume: str) -> dict[str, Any] | None:
+    """last.pt's payload if resuming; another task's checkpoint is refused before anything is written."""
+    if not rundir.last.exists():
+        return None
+    if resume == "never":
+        raise ConfigError(f"run_dir={str(rundir.path)!r} already holds a run and resume=never; choose another run_dir")
+    saved = load_torch(rundir.last)
+    check_compatible(saved["task"], run.task.fingerprint(), rundir.last)
+    check_compatible({"seed": saved["seed"]}, {"seed": run.seed}, rundir.last)
+    return saved
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run (or resume) an evolution run; returns the summary that is also written to summary.json."""
+    container = resolve(cfg)
+    conf = config_schema.to_object(cfg)
+    torch.set_num_threads(conf.torch_threads)
+    rundir = RunDir(Path(conf.run_dir).resolve())
+    _check_run_dir(rundir.path)
+    run = build_run(conf, rundir)
+    saved = resumable(run, rundir, conf.resume)
+    counts = run.task.counts()
+    log.info("evolved parameters: %s", ", ".join(f"{k}={v:,}" for k, v in counts.items() if v))
+    log.info("rule=%s coefficients/synapse=%d, run_dir=%s", run.task.rule.name, run.task.rule.coefficients_per_synapse, rundir.path)
+    rundir.path.mkdir(parents=True, exist_ok=True)
+    wandb = None
+    if run.is_main:  # distributed runs: rank 0 alone writes
+        status = StatusObserver(rundir, _status_info(conf))
+        run.observers += [status, MetricsObserver(rundir), CheckpointObserver(rundir)]
+        if saved is None:
+            rundir.config.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if saved is not None:
+        log.info("resuming from generation %d (%s)", saved["generation"], rundir.last)
+    try:
+        if conf.logger.wandb is not None and run.is_main:  # one W&B run per job, rank 0 only
+            wandb = WandbObserver(conf.logger.wandb, container, rundir, conf.sweep.name)
+            run.observers.append(wandb)
+        run.start(saved)
+        if run.generation < run.generations:
+            _fit(run, conf)
+        summary = finish(run, rundir, conf, counts)
+        if conf.test.after_fit and conf.test.episodes > 0:
+            run.close_evaluator()  # the training workers stop before the protocol's start
+            results = run_test(run, rundir, conf, which=conf.test.checkpoint, episodes=conf.test.episodes)
+            summary["test"] = protocol.table_means(results)
+            if run.is_main:
+                write_json(rundir.summary, summary)
+            if wandb is not None:
+                wandb.log_test(results)
+        if wandb is not None:
+            wandb.log_summary(summary)
+            wandb.log_image("fitness_curve", rundir.fitness_curve)
+    except BaseException as exc:
+        # SystemExit/KeyboardInterrupt: stopped (SLURM requeue, Ctrl-C); resumable from last.pt
+        stopped = isinstance(exc, (SystemExit, KeyboardInterrupt))
+        run.end(Status.STOPPED if stopped else Status.FAILED, f"{type(exc).__name__}: {exc}")
+        # A ConfigError while starting (ranks disagree) is found by every rank: leave together;
+        # after any other error, don't wait for peers that may never come.
+        distributed.shutdown(together=isinstance(exc, ConfigError) and not run.started)
+        raise
+    run.end(Status.FINISHED)
+    distributed.shutdown(together=True)
+    return summary
+
+
+def _fit(run: ESRun, conf: Any) -> None:
+    from hebbian_es.run.lightning import HebbianESModule, make_trainer
+
+    val = conf.validation
+    module = HebbianESModule(run, val.episodes, validation_every=val.every)
+    trainer = make_trainer(
+        val_check_interval=1,
+        limit_val_batches=1 if val.every > 0 and val.episodes > 0 else 0,
+        enable_progress_bar=conf.progress_bar and run.is_main,
+    )
+    trainer.fit(module)
+
+
+def finish(run: ESRun, rundir: RunDir, conf: Any, counts: dict[str, int]) -> dict[str, Any]:
+    from hebbian_es.run.figures import fitness_curve
+
+    rows = rundir.merged_metrics() if run.is_main else []  # other ranks write nothing, read nothing
+    if rows:
+        envs = "+".join(e.name for e in run.task.envs)
+        fitness_curve(rows, rundir.fitness_curve, f"{conf.env.name} ({envs}) · rule={run.task.rule.name}")
+    train_rows = [r for r in rows if "pop_mean" in r]
+    summary = {
+        "env": run.task.envs[0].id,
+        "train_envs": [e.name for e in run.task.envs],
+        "rule": run.task.rule.name,
+        "coefficients_per_synapse": run.task.rule.coefficients_per_synapse,
+        "counts": counts,
+        "seed": run.seed,
+        "generations_done": run.generation,
+        "generations": run.generations,
+        "best_center_return": run.best["fitness"],
+        "best_generation": run.best["generation"],
+        "final_pop_mean": train_rows[-1]["pop_mean"] if train_rows else None,
+        "final_center_return": train_rows[-1]["center_return"] if train_rows else None,
+        "env_steps": run.env_steps,
+        "wall_time_s": run.wall_time,
+        "nonfinite_fitness_total": run.nonfinite_total,
+        "versions": versions(),
+    }
+    if run.is_main:
+        write_json(rundir.summary, summary)
+    return summary
+
+
+def run_test(run: ESRun, rundir: RunDir, conf: Any, which: str, episodes: int) -> dict[str, Any]:
+    """The test protocol on the run's `which` checkpoint, through the Lightning module's test phase;
+    writes test_<which>.json and prints the table."""
+    from hebbian_es.run.lightning import HebbianESModule, make_trainer
+
+    distributed.barrier()  # rank 0 has written the last checkpoint before any rank reads it
+    agent = protocol.load_agent(rundir, which, seed=run.seed)
+    module = HebbianESModule(run, 0, test=lambda: protocol.run_protocol(agent.cfg.evaluator, agent.task, agent.params, episodes, agent.seed, False))
+    make_trainer(enable_progress_bar=False).test(module, verbose=False)
+    results = module.test_results
+    assert results is not None
+    results.update({"checkpoint": str(agent.checkpoint), "checkpoint_generation": agent.generation})
+    if run.is_main:
+        write_json(rundir.test_results(which), results)
+        print(protocol.format_table(results), file=sys.stdout)
+    return results
+
+
+def _status_info(conf: Any) -> dict[str, Any]:
+    """The sweep, config choices and overrides a report groups runs by."""
+    from dataclasses import asdict, is_dataclass
+
+    from hydra.core.hydra_config import HydraConfig
+
+    info: dict[str, Any] = {"sweep": asdict(conf.sweep) if is_dataclass(conf.sweep) else dict(conf.sweep)}
+    if HydraConfig.initialized():
+        runtime = HydraConfig.get().runtime
+        info["choices"] = {k: v for k, v in runtime.choices.items() if not k.startswith("hydra/")}
+        info["overrides"] = list(HydraConfig.get().overrides.task)
+    return info
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """Inside a Hydra app, run_dir must be Hydra's output dir, or the log would land elsewhere."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        hydra_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
+        if hydra_dir != run_dir:
+            raise ConfigError(
+                f"run_dir={str(run_dir)!r} differs from Hydra's output dir {str(hydra_dir)!r}; "
+                "set hydra.run.dir=<dir> (or hydra.sweep.dir for -m) instead of run_dir"
+            )
