@@ -4,7 +4,7 @@
 `hebbian_es.envs.ant:MorphAnt-v0` (damages, random_damage, render_mode) and returns the
 same observations, rewards (`rewards` list: alive, progress, electricity,
 joints-at-limit, feet-collision), terminated flags and infos for the same seed and
-actions (tests/test_ant_fast.py steps both side by side; bit-identical here).  The
+actions (tests/envs/test_ant_fast.py steps both side by side; bit-identical here).  The
 physics is the same pybullet world built by the same calls in the same order
 (stadium plane, gravity, 0.0165 s steps of 4 substeps, 5 solver iterations, contact
 ERP 0.9, deterministic overlapping pairs, the MJCF loaded with the same flags,
@@ -95,7 +95,7 @@ _AT_LIMIT = _float32_above_threshold(0.99)  # WalkerBase: np.abs(j[0::2]) > 0.99
 def _pairwise_sum(a: Sequence[float]) -> float:
     """np.add.reduce of a 1-D float64 array of 8 to 128 values, operation for operation: numpy's
     pairwise summation (8 running sums, combined pairwise, then the remainder in order).
-    tests/test_ant_fast.py checks it against numpy."""
+    tests/envs/test_ant_fast.py checks it against numpy."""
     n = len(a)
     if not 8 <= n <= 128:  # pragma: no cover - the ant has 21 or 22 parts
         return float(_add_reduce(np.array(a, dtype=np.float64)))
@@ -132,7 +132,7 @@ def _f32_mean8_pair(a: Sequence[float], b: Sequence[float]) -> tuple[float, floa
     multiply, add.reduce (pairwise: ((0+1)+(2+3))+((4+5)+(6+7))) and mean do.  Products and
     sums of two float32 values are exact in float64 (or too lopsided for the second rounding to
     matter), so rounding each result once to float32 is numpy's float32 arithmetic.
-    tests/test_ant_fast.py checks it against numpy."""
+    tests/envs/test_ant_fast.py checks it against numpy."""
     p = _f32([abs(x * y) for x, y in zip(a, b)] + [x * x for x in a])
     q = _f32([p[0] + p[1], p[2] + p[3], p[4] + p[5], p[6] + p[7], p[8] + p[9], p[10] + p[11], p[12] + p[13], p[14] + p[15]])
     q = _f32([q[0] + q[1], q[2] + q[3], q[4] + q[5], q[6] + q[7]])

@@ -260,7 +260,7 @@ def test_every_named_sweep_composes_with_deterministic_dirs(compose_config, swee
 
 
 def test_every_named_sweep_has_its_script_in_sweeps():
-    scripts = sorted(Path(__file__).resolve().parents[1].glob("sweeps/*.sh"))
+    scripts = sorted(Path(__file__).resolve().parents[2].glob("sweeps/*.sh"))
     assert sorted(p.stem for p in scripts) == sorted(_group("sweep"))
     for script in scripts:
         assert f"-m hebbian_es -m sweep={script.stem} " in script.read_text() and script.stat().st_mode & 0o111

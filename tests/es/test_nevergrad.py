@@ -257,7 +257,7 @@ NG_RUN = ("optimizer=nevergrad", "optimizer.name=TBPSA", "network=small", "gener
 
 
 def test_training_run_with_nevergrad_resumes_like_an_uninterrupted_one(tmp_path: Path) -> None:
-    from test_e2e import load_ckpt, rows, train_run, untimed
+    from e2e.test_e2e import load_ckpt, rows, train_run, untimed
 
     from hebbian_es.run.loop import ESRun
 
@@ -292,7 +292,7 @@ def test_training_run_with_nevergrad_resumes_like_an_uninterrupted_one(tmp_path:
 
 
 def test_training_refuses_full_cma_on_the_default_network(tmp_path: Path) -> None:
-    from test_e2e import train_run
+    from e2e.test_e2e import train_run
 
     with pytest.raises(ConfigError, match=r"optimizer.name=CMA: full-covariance CMA .* n=44,160"):
         train_run(tmp_path / "run", "optimizer=nevergrad", "optimizer.name=CMA")

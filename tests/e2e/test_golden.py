@@ -12,7 +12,7 @@ import pytest
 
 from hebbian_es.run.rundir import upgrade_legacy
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "golden"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "golden"))
 from cases import CASES, HERE, run_case  # noqa: E402
 
 

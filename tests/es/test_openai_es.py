@@ -181,7 +181,7 @@ def test_make_optimizer():
     with pytest.raises(ConfigError, match=r"optimizer\.name") as info:
         make_optimizer(OpenAIESConfig(name="cma_es", popsize=6))
     assert "openai_es" in str(info.value)
-    # an unknown key (momentum) is the schema's to refuse, at compose time: tests/test_schema.py
+    # an unknown key (momentum) is the schema's to refuse, at compose time: tests/config/test_schema.py
 
 
 def test_defaults_are_the_schemas():

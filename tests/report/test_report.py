@@ -214,7 +214,7 @@ def test_cli_exit_code(tmp_path: Path) -> None:
 
 def _ant_run(d: Path, morph: str, seed: int, shift: float, train: list[str]) -> None:
     """A finished quadruped run made from the shipped example's test results."""
-    src = Path(__file__).resolve().parents[1] / "docs/results/ant_reduced/abcd_test_last.json"
+    src = Path(__file__).resolve().parents[2] / "docs/results/ant_reduced/abcd_test_last.json"
     test = json.loads(src.read_text())
     for name, st in test["envs"].items():
         st["mean"] += shift
@@ -244,7 +244,7 @@ def test_quadruped_seen_unseen_table(tmp_path: Path) -> None:
         _ant_run(sweep / morph / f"s{seed}", morph, seed, shift, train)
     rep.main([f"sweep={sweep}", "wandb=off"])
     md = (sweep / "report/report.md").read_text()
-    base = json.loads((Path(__file__).resolve().parents[1] / "docs/results/ant_reduced/abcd_test_last.json").read_text())
+    base = json.loads((Path(__file__).resolve().parents[2] / "docs/results/ant_reduced/abcd_test_last.json").read_text())
     fr = base["envs"]["front_right_short"]["mean"]
     paper = [fr, fr + 80.0]  # 43.35 (not solved) and 123.35 (solved, threshold 100)
     assert f"| front_right_short | seen | paper | 2 | {np.mean(paper):.2f} ± {np.std(paper):.2f} | 1/2 |" in md

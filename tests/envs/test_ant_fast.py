@@ -30,7 +30,7 @@ from hebbian_es.envs.ant import morphology as morph
 from hebbian_es.envs.ant.bullet import ProgressReward, SettleSteps
 from hebbian_es.envs.spec import build_env_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASE_ID, FAST_ID = "hebbian_es.envs.ant:MorphAnt-v0", "hebbian_es.envs.ant:FastAnt-v0"
 OBS_ATOL, REWARD_ATOL = 1e-6, 1e-9
 
