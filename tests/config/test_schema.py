@@ -34,7 +34,7 @@ REFUSED = {
         "error: optimizer.popsiz: unknown key (allowed: name, popsize, sigma, lr, lr_decay, lr_floor, "
         "sigma_decay, sigma_floor, antithetic, standardize, ties)",
     ),
-    "unknown_nested_key": (["env.early_stop.patiense=3"], "error: env.early_stop.patiense: unknown key (allowed: patience, min_steps)"),
+    "unknown_nested_key": (["env.early_stop.patiense=3"], "error: env.early_stop.patiense: unknown key (allowed: patience, min_steps, window)"),
     "unknown_key_other_schema": (["optimizer=nevergrad", "optimizer.lr=0.1"], "error: optimizer.lr: unknown key (allowed: name, popsize, sigma, checkpoint_every, "),
     "unknown_root_key": (["generation=5"], "error: generation: unknown key (allowed: env, rule, network, init, optimizer, evaluator, "),
     "unknown_key_in_a_list": (["network.conv=[{out_channels:6,kernal:3}]"], "kernal: unknown key (allowed: out_channels, kernel, stride, pool)"),
@@ -44,7 +44,7 @@ REFUSED = {
 # where Hydra has made the (empty) run directory already.
 REFUSED_AT_THE_EDGE = {
     "appended_unknown_key": (["+optimizer.popsiz=10"], "error: optimizer.popsiz: unknown key (allowed: name, popsize"),
-    "appended_unknown_nested_key": (["+env.early_stop.patiense=3"], "error: env.early_stop.patiense: unknown key (allowed: patience, min_steps)"),
+    "appended_unknown_nested_key": (["+env.early_stop.patiense=3"], "error: env.early_stop.patiense: unknown key (allowed: patience, min_steps, window)"),
 }
 
 

@@ -19,6 +19,9 @@ from hebbian_es.errors import ConfigError
 SMALL = ["network=small", "env.max_episode_steps=60"]
 
 
+TRACED = ("env.solved_threshold=12",)  # CartPole lifetimes of a few dozen steps: some reach it
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -39,7 +42,8 @@ def _requests(task):
     es = OpenAIES(popsize=6)
     _, pop = es.ask(es.init(task.initial_center(0) * 0.1, seed=0))
     env_seeds, init_seeds = episode_seeds(0, 0, 0, 3)
-    episodes = Episodes(np.zeros(3, dtype=np.int64), env_seeds, init_seeds)
+    # traced: the drawdowns of the monotone "solved" check travel like the returns
+    episodes = Episodes(np.zeros(3, dtype=np.int64), env_seeds, init_seeds, trace=True)
     return [
         (PopulationWithCenter(pop, pop.center), list(range(7)), episodes),  # 7 members over 2 ranks: 4 + 3
         (ExplicitPopulation(pop.center.unsqueeze(0)), [0], episodes),  # 1 member: episodes split 2 + 1
@@ -54,11 +58,11 @@ def _rank_main(rank: int, world: int, port: int, out: str) -> None:
     from hebbian_es.es.evaluators import make_evaluator
     from hebbian_es.core.task import build_task
 
-    cfg = _compose(["evaluator=distributed"])
+    cfg = _compose(["evaluator=distributed", *TRACED])
     task = build_task(cfg)
     evaluator = make_evaluator(cfg.evaluator, task)
     results = [evaluator.evaluate(*req) for req in _requests(task)]
-    torch.save([(r.returns, r.mean_sq, r.env_steps) for r in results], f"{out}.{rank}")
+    torch.save([(r.returns, r.mean_sq, r.env_steps, r.drawdown) for r in results], f"{out}.{rank}")
     evaluator.close()
     distributed.shutdown()
 
@@ -67,7 +71,7 @@ def test_two_ranks_give_the_in_process_returns(compose_config, tmp_path):
     from hebbian_es.es.evaluators import SerialEvaluator
     from hebbian_es.core.task import build_task
 
-    cfg = compose_config(*SMALL, "evaluator=serial")
+    cfg = compose_config(*SMALL, "evaluator=serial", *TRACED)
     task = build_task(cfg)
     serial = SerialEvaluator(task, cfg.evaluator.batch_size)
     expected = [serial.evaluate(*req) for req in _requests(task)]
@@ -77,9 +81,10 @@ def test_two_ranks_give_the_in_process_returns(compose_config, tmp_path):
     tmp_mp.start_processes(_rank_main, args=(2, _free_port(), out), nprocs=2, start_method="spawn")
     for rank in range(2):
         got = torch.load(f"{out}.{rank}", weights_only=False)
-        for (returns, mean_sq, steps), want in zip(got, expected):
+        for (returns, mean_sq, steps, drawdown), want in zip(got, expected):
             assert returns.shape == want.returns.shape
             assert np.array_equal(returns, want.returns)  # bit for bit, on every rank
+            assert np.array_equal(drawdown, want.drawdown, equal_nan=True)
             assert np.array_equal(mean_sq, want.mean_sq)
             assert steps == want.env_steps
 

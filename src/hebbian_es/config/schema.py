@@ -38,6 +38,10 @@ class EarlyStopConfig:
 
     patience: Optional[int] = None
     min_steps: int = 0
+    # all_steps: the streak counts every step, the stop is checked once steps > min_steps;
+    # after_min_steps: only steps t > min_steps count (t = acting step from 0): the reference code's
+    # Bullet rule (min_steps 200: a streak from t = 150 stops at t = 231, not at t = 200)
+    window: str = "all_steps"
 
 
 @dataclass
@@ -57,7 +61,13 @@ class EnvConfig:
     step_limit: int = 100_000  # hard cap on a lifetime, whatever the env does
     morphology_kwarg: Optional[str] = None  # make kwarg taking a list of damages (envs with bodies)
     end_on_terminated: bool = True  # false: only truncation and early stop end an episode
-    solved_threshold: Optional[float] = None  # a mean test return at or above this counts as solved
+    # The env's terminated flag ends a lifetime only at acting steps t > terminated_after (t from 0);
+    # null: at any step.  The reference code's Bullet rule: 200.
+    terminated_after: Optional[int] = None
+    solved_threshold: Optional[float] = None  # a mean test return at or above this counts as solved ...
+    # ... with monotone progress (docs/protocol.md): a lifetime is solved when its running return
+    # reaches solved_threshold and never falls more than solved_tolerance below its running maximum after
+    solved_tolerance: float = 10.0
     reward_label: str = "reward"  # what a per-step reward is called in analysis plots
     wrappers: List[Any] = field(default_factory=list)  # Hydra `_target_` entries, applied in order
     observation: ObservationConfig = field(default_factory=ObservationConfig)
@@ -232,6 +242,9 @@ class SweepConfig:
 class FitnessConfig:
     episodes: int = 1  # lifetimes per candidate per generation (mean is the fitness)
     l2_penalty: float = 0.01  # fitness = return - l2_penalty * mean(h^2)
+    # all: h = every evolved parameter; coefficients: the Hebbian coefficients only (the reference
+    # code: conv and co-evolved weights go unpenalised, and a static run has no penalty)
+    l2_params: str = "all"
 
 
 @dataclass
@@ -271,8 +284,14 @@ class TrainConfig:
     run_dir: str = "${hydra:runtime.output_dir}"
     resume: str = "auto"  # auto | never
     torch_threads: int = 1
+    # Stop cleanly at the first generation boundary after this many minutes of this process
+    # (status `stopped`; the same command continues the run, also on another machine). null: no budget.
+    stop_after_minutes: Optional[float] = None
     progress_bar: bool = True
     coefficient_init: DistributionConfig = field(default_factory=_coefficient_init)
+    # Where evolved weights start (conv layers, static-baseline weights, co-evolved initial
+    # weights); null: the lifetime init distribution (`init`).  Reference code: N(0, 1).
+    evolved_init: Optional[DistributionConfig] = None
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     test: TestConfig = field(default_factory=TestConfig)

@@ -154,3 +154,21 @@ def _hebbian_step(policy: PolicyPopulation, gates: list[Any]) -> None:
         policy.update()
         for w, k in zip(policy.plastic_weights(), kept):
             w[frozen] = k
+
+
+def drawdown_after(rewards: np.ndarray, threshold: float) -> np.ndarray:
+    """Per lifetime (row of per-step rewards, NaN after its end): once the running total
+    D(t) = r_0 + ... + r_t first reaches `threshold`, the most it ever falls below its
+    running maximum after that, max_t (max_{s<=t} D(s) - D(t)); NaN where D never reaches
+    the threshold.  0 means it only went forward from there.  The trace ends at the first
+    non-finite reward (the end of the lifetime, or where it blew up: its return is NaN)."""
+    out = np.full(len(rewards), np.nan)
+    for b, row in enumerate(np.asarray(rewards, dtype=np.float64)):
+        finite = np.isfinite(row)
+        n = len(row) if finite.all() else int(np.argmax(~finite))
+        total = np.cumsum(row[:n])
+        reached = np.flatnonzero(total >= threshold)
+        if len(reached):
+            tail = total[reached[0] :]
+            out[b] = float((np.maximum.accumulate(tail) - tail).max())
+    return out

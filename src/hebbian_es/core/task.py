@@ -32,16 +32,18 @@ class Task:
     weight_init: InitConfig  # fresh initial weights of every lifetime (or of the co-evolved ones)
     coefficient_init: DistributionConfig  # starting point of the rule coefficients
     max_steps: int
+    evolved_init: DistributionConfig | None = None  # starting point of evolved weights (None: weight_init)
+    l2_coefficients_only: bool = False  # the L2 term's mean(h^2) over the rule coefficients only
 
     def policy(self, params: torch.Tensor) -> PolicyPopulation:
         return PolicyPopulation(self.network, self.rule, self.layout, params, self.weight_init)
 
     def initial_center(self, seed: int) -> torch.Tensor:
-        """Coefficients from `coefficient_init`; evolved weights from the lifetime init distribution."""
+        """Coefficients from `coefficient_init`; evolved weights from `evolved_init` (default: the lifetime init)."""
         gen = torch.Generator().manual_seed(int(seed) + 0x5EED)
         parts = []
         for block in self.layout.blocks:
-            dist = self.coefficient_init if block.kind == "coefficients" else self.weight_init
+            dist = self.coefficient_init if block.kind == "coefficients" else (self.evolved_init or self.weight_init)
             parts.append(distributions.sample(dist, block.shape, gen).reshape(-1))
         return torch.cat(parts) if parts else torch.zeros(0)
 
@@ -123,6 +125,7 @@ def _network_spec(cfg: NetworkConfig, env: EnvSpec) -> NetworkSpec:
 
 
 PHASES = ("train", "test")
+L2_PARAMS = ("all", "coefficients")
 
 
 def env_variants(mcfg: MorphologyConfig | None, env: EnvSpec, phase: str) -> tuple[EnvSpec, ...]:
@@ -188,10 +191,17 @@ def build_task(cfg: TrainConfig, phase: str = "train") -> Task:
     rule = get_rule(cfg.rule.name, cfg.rule.use_eta)
     distributions.check_distribution(cfg.init, "init")
     distributions.check_distribution(cfg.coefficient_init, "coefficient_init")
+    if cfg.evolved_init is not None:
+        distributions.check_distribution(cfg.evolved_init, "evolved_init")
+    if cfg.fitness.l2_params not in L2_PARAMS:
+        raise ConfigError(f"fitness.l2_params={cfg.fitness.l2_params!r}; allowed: {list(L2_PARAMS)}")
     env = build_env_spec(cfg.env)
     network = _network_spec(cfg.network, env)
     layout = build_layout(network, rule, coevolve_initial_weights=cfg.init.coevolve)
     if layout.size == 0:
         raise ConfigError("the configuration evolves nothing: no plastic layers and no static weights")
     envs = env_variants(cfg.morphology, env, phase)
-    return Task(envs, network, rule, layout, cfg.init, cfg.coefficient_init, cfg.env.step_limit)
+    return Task(
+        envs, network, rule, layout, cfg.init, cfg.coefficient_init, cfg.env.step_limit,
+        evolved_init=cfg.evolved_init, l2_coefficients_only=cfg.fitness.l2_params == "coefficients",
+    )

@@ -68,10 +68,15 @@ class ActionSpec:
 @dataclass(frozen=True)
 class EarlyStop:
     """Stop an episode once more than `patience` consecutive steps had negative reward,
-    checked only after `min_steps` steps.  patience=None disables it."""
+    checked only after `min_steps` steps.  patience=None disables it.  window="after_min_steps"
+    counts the streak only over steps t > min_steps (t from 0), as the reference code does."""
 
     patience: int | None = None
     min_steps: int = 0
+    window: str = "all_steps"
+
+
+EARLY_STOP_WINDOWS = ("all_steps", "after_min_steps")
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,11 @@ class EnvSpec:
     name: str = ""
     morphology_kwarg: str | None = None  # make kwarg that takes a list of damages, if the env has bodies
     solved_threshold: float | None = None  # a return at or above this counts as solved
+    solved_tolerance: float = 10.0  # ... if the running return never falls more than this below its maximum after
     seen: bool | None = None  # test variants: was this body among the training ones?
     random_eval: bool = False  # one of morphology.random_eval's fixed random test bodies
     end_on_terminated: bool = True  # False: only truncation and early stop end an episode
+    terminated_after: int | None = None  # terminated ends the episode only at steps t > this (t from 0)
 
 
 def _check_gym_id(env_id: str) -> None:
@@ -130,16 +137,22 @@ def build_env_spec(cfg: EnvConfig) -> EnvSpec:
     patience = cfg.early_stop.patience
     if patience is not None and patience < 0:
         raise ConfigError(f"env.early_stop.patience must be >= 0 or null, got {patience}")
+    if cfg.early_stop.window not in EARLY_STOP_WINDOWS:
+        raise ConfigError(f"env.early_stop.window={cfg.early_stop.window!r}; allowed: {list(EARLY_STOP_WINDOWS)}")
+    if cfg.terminated_after is not None and cfg.terminated_after < 0:
+        raise ConfigError(f"env.terminated_after must be >= 0 or null, got {cfg.terminated_after}")
     base = EnvSpec(
         id=env_id,
         make_kwargs=dict(cfg.make_kwargs),
         wrappers=tuple(dict(w) for w in cfg.wrappers),
         max_episode_steps=max_steps,
-        early_stop=EarlyStop(patience, cfg.early_stop.min_steps),
+        early_stop=EarlyStop(patience, cfg.early_stop.min_steps, cfg.early_stop.window),
         name=cfg.name,
         morphology_kwarg=cfg.morphology_kwarg,
         solved_threshold=cfg.solved_threshold,
+        solved_tolerance=cfg.solved_tolerance,
         end_on_terminated=cfg.end_on_terminated,
+        terminated_after=cfg.terminated_after,
     )
     try:
         env = make_gym_env(base)
@@ -361,11 +374,19 @@ class EnvRunner:
             # An unstable body or simulator: this lifetime ends and ranks worst.
             log.warning("env %s gave a non-finite state or reward at step %d; episode ends", self.spec.name, self.steps)
             return np.nan_to_num(np.asarray(obs, dtype=np.float64)), float("nan"), True
+        t = self.steps  # this step's index, from 0
         self.steps += 1
-        self.negative_streak = self.negative_streak + 1 if reward < 0 else 0
         es = self.spec.early_stop
-        stop = es.patience is not None and self.steps > es.min_steps and self.negative_streak > es.patience
-        terminated = terminated and self.spec.end_on_terminated
+        if es.window == "after_min_steps":  # the reference: `if t > 200:` guards streak and stop
+            counting = t > es.min_steps
+            if counting:
+                self.negative_streak = self.negative_streak + 1 if reward < 0 else 0
+        else:
+            counting = self.steps > es.min_steps
+            self.negative_streak = self.negative_streak + 1 if reward < 0 else 0
+        stop = es.patience is not None and counting and self.negative_streak > es.patience
+        after = self.spec.terminated_after
+        terminated = terminated and self.spec.end_on_terminated and (after is None or t > after)
         return obs, reward, bool(terminated or truncated or stop)
 
     def close(self) -> None:

@@ -110,7 +110,7 @@ TIES = ("ordinal", "average")
 def centered_ranks(fitness: np.ndarray, ties: str = "ordinal") -> np.ndarray:
     """Ranks scaled to [-0.5, 0.5] (the lowest fitness gets -0.5); NaN ranks worst.
 
-    ties="ordinal" breaks ties by position (the reference code); "average" gives tied
+    ties="ordinal" breaks ties by position (stable; the reference code sorts with NumPy's unstable argsort, so its tie order is arbitrary); "average" gives tied
     members their mean rank, so identical fitness carries no (spurious) gradient."""
     f = worst_for_nonfinite(fitness)
     ranks = np.empty(len(f), dtype=np.float64)

@@ -19,23 +19,26 @@ from hebbian_es.config import DistributedEvaluatorConfig, LocalEvaluatorConfig
 from hebbian_es.envs.spec import ActionMapper, EnvPool, ObservationBatcher
 from hebbian_es.errors import ConfigError
 from hebbian_es.es.base import Population
-from hebbian_es.core.rollout import run_lifetimes
+from hebbian_es.core.rollout import RecordSpec, drawdown_after, run_lifetimes
 from hebbian_es.core.task import Task
 
 
 @dataclass(frozen=True)
 class Episodes:
-    """Episodes every member runs: env index (into task.envs), env reset seed, init seed."""
+    """Episodes every member runs: env index (into task.envs), env reset seed, init seed.
+    trace=True also measures each lifetime's drawdown after it first reaches its env's
+    solved_threshold (core.rollout.drawdown_after; the test protocol's monotone check)."""
 
     env_index: np.ndarray
     env_seeds: np.ndarray
     init_seeds: np.ndarray
+    trace: bool = False
 
     def __len__(self) -> int:
         return len(self.env_seeds)
 
     def subset(self, columns: np.ndarray) -> "Episodes":
-        return Episodes(self.env_index[columns], self.env_seeds[columns], self.init_seeds[columns])
+        return Episodes(self.env_index[columns], self.env_seeds[columns], self.init_seeds[columns], self.trace)
 
 
 @dataclass
@@ -43,6 +46,7 @@ class EvalResult:
     returns: np.ndarray  # (members, episodes)
     mean_sq: np.ndarray  # (members,) mean squared parameter, for the L2 penalty
     env_steps: int
+    drawdown: np.ndarray | None = None  # (members, episodes) when the request traced; NaN: threshold never reached
 
 
 class _Workspace:
@@ -53,14 +57,25 @@ class _Workspace:
         self.pool = EnvPool()
         self.observe = [ObservationBatcher(e.observation) for e in task.envs]
         self.act = [ActionMapper(e.action) for e in task.envs]
+        # The L2 term's entries: every parameter, or only the rule coefficients (reference code).
+        self.penalised = task.layout.kinds() if task.l2_coefficients_only else None
+
+    def _mean_sq(self, params: torch.Tensor) -> np.ndarray:
+        """mean(h^2) per member over the penalised entries (0 where there are none: a static run)."""
+        if self.penalised is None:
+            return params.pow(2).mean(dim=1).numpy().astype(np.float64)
+        if not bool(self.penalised.any()):
+            return np.zeros(params.shape[0])
+        return params[:, self.penalised].pow(2).mean(dim=1).numpy().astype(np.float64)
 
     def evaluate(
         self, population: Population, indices: Sequence[int], episodes: Episodes, batch_size: int
     ) -> EvalResult:
         indices = list(indices)
         params = population.params(indices) if indices else torch.zeros((0, 0))
-        mean_sq = params.pow(2).mean(dim=1).numpy().astype(np.float64) if indices else np.zeros(0)
+        mean_sq = self._mean_sq(params) if indices else np.zeros(0)
         returns = np.zeros((len(indices), len(episodes)))
+        drawdown = np.full_like(returns, np.nan) if episodes.trace else None
         steps = 0
         # One lifetime per (member, episode), grouped by env so a batch shares obs/action handling.
         for env_idx in np.unique(episodes.env_index):
@@ -71,6 +86,7 @@ class _Workspace:
                 member_rows = torch.as_tensor([m for m, _ in chunk])
                 policy = self.task.policy(params.index_select(0, member_rows))
                 spec = self.task.envs[env_idx]
+                trace = drawdown is not None and spec.solved_threshold is not None
                 result = run_lifetimes(
                     policy,
                     self.pool.get(spec, len(chunk)),
@@ -79,11 +95,16 @@ class _Workspace:
                     self.observe[env_idx],
                     self.act[env_idx],
                     self.task.max_steps,
+                    record=RecordSpec(rewards=trace),
                 )
                 for (m, c), r in zip(chunk, result.returns):
                     returns[m, c] = r
+                if trace:
+                    assert drawdown is not None and result.rewards is not None and spec.solved_threshold is not None
+                    for (m, c), d in zip(chunk, drawdown_after(result.rewards, spec.solved_threshold)):
+                        drawdown[m, c] = d
                 steps += int(result.steps.sum())
-        return EvalResult(returns, mean_sq, steps)
+        return EvalResult(returns, mean_sq, steps, drawdown)
 
 
 class SerialEvaluator:
@@ -137,6 +158,7 @@ class ProcessEvaluator:
             np.concatenate([p.returns for p in parts]) if parts else np.zeros((0, len(episodes))),
             np.concatenate([p.mean_sq for p in parts]) if parts else np.zeros(0),
             sum(p.env_steps for p in parts),
+            np.concatenate([p.drawdown for p in parts]) if parts and episodes.trace else None,  # type: ignore[misc]
         )
 
     def _evaluate_by_episodes(self, population: Population, indices: list[int], episodes: Episodes) -> EvalResult:
@@ -145,9 +167,12 @@ class ProcessEvaluator:
         jobs = [(population, indices, episodes.subset(c), self.batch_size) for c in cols]
         parts = self.pool.map(_work, jobs)
         returns = np.zeros((len(indices), len(episodes)))
+        drawdown = np.full_like(returns, np.nan) if episodes.trace else None
         for c, p in zip(cols, parts):
             returns[:, c] = p.returns
-        return EvalResult(returns, parts[0].mean_sq, sum(p.env_steps for p in parts))
+            if drawdown is not None:
+                drawdown[:, c] = p.drawdown
+        return EvalResult(returns, parts[0].mean_sq, sum(p.env_steps for p in parts), drawdown)
 
     def close(self) -> None:
         self.pool.close()
@@ -204,10 +229,33 @@ class DistributedEvaluator:
             for share, b in zip(shares, blocks):
                 returns[:, share] = b.T
             mean_sq = gathered[0][rows * width : rows * width + n_sq].numpy().copy()
-            return EvalResult(returns, mean_sq, steps)
+            return EvalResult(returns, mean_sq, steps, self._gather_drawdown(mine, shares, by_episodes, episodes, len(indices)))
         returns = np.concatenate(blocks).reshape(len(indices), len(episodes))
         mean_sq = np.concatenate([g[rows * width : rows * width + len(s)].numpy() for s, g in zip(shares, gathered)])
-        return EvalResult(returns, mean_sq, steps)
+        return EvalResult(returns, mean_sq, steps, self._gather_drawdown(mine, shares, by_episodes, episodes, len(indices)))
+
+    def _gather_drawdown(
+        self, mine: EvalResult, shares: list[np.ndarray], by_episodes: bool, episodes: Episodes, members: int
+    ) -> np.ndarray | None:
+        """The traced drawdowns of every rank's share (a second all-gather; only when the request traced)."""
+        import torch.distributed as dist
+
+        if not episodes.trace:
+            return None
+        assert mine.drawdown is not None
+        block = mine.drawdown.T if by_episodes else mine.drawdown
+        rows, width = max(len(s) for s in shares), (members if by_episodes else len(episodes))
+        buf = torch.full((rows * width,), float("nan"), dtype=torch.float64)
+        buf[: block.size] = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float64)).reshape(-1)
+        gathered = [torch.empty_like(buf) for _ in range(self.world_size)]
+        dist.all_gather(gathered, buf)
+        blocks = [g.numpy().reshape(rows, width)[: len(share)] for share, g in zip(shares, gathered)]
+        if not by_episodes:
+            return np.concatenate(blocks).reshape(members, len(episodes))
+        out = np.full((members, len(episodes)), np.nan)
+        for share, b in zip(shares, blocks):
+            out[:, share] = b.T
+        return out
 
     def close(self) -> None:
         self.local.close()

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from hebbian_es.run.loop import ESRun
+from hebbian_es.run.loop import BudgetSpent, ESRun, WallClockBudget
 
 
 class HebbianESModule(pl.LightningModule):
@@ -22,6 +22,7 @@ class HebbianESModule(pl.LightningModule):
         validation_episodes: int,
         validation_every: int = 0,
         test: Callable[[], dict[str, Any]] | None = None,
+        budget: WallClockBudget | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -30,6 +31,7 @@ class HebbianESModule(pl.LightningModule):
         self.validation_every = validation_every
         self.test = test  # runs the test protocol and returns its results
         self.test_results: dict[str, Any] | None = None
+        self.budget = budget or WallClockBudget(None)
 
     # One batch per remaining generation; the batch content is the generation index.
     def train_dataloader(self) -> DataLoader:
@@ -42,7 +44,10 @@ class HebbianESModule(pl.LightningModule):
         return DataLoader([0], batch_size=None)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
+        if self.budget.spent():  # at a generation boundary: last.pt holds every finished generation
+            raise BudgetSpent(f"stop_after_minutes={self.budget.minutes:g} spent after generation {self.run.generation - 1}")
         m = self.run.step()
+        self.budget.generations_done += 1
         self.log_dict(
             {"gen": float(m["generation"]), "best": m["best_center_return"], "mean": m["pop_mean"], "steps_s": m["steps_per_s"]},
             prog_bar=True,

@@ -58,6 +58,33 @@ class BaseObserver:
         pass
 
 
+class BudgetSpent(Exception):
+    """The run's wall-clock budget (stop_after_minutes) is spent: it stopped at a generation boundary."""
+
+
+class WallClockBudget:
+    """`minutes` of this process for training; spent() is asked before each generation, and only
+    after this process has done one (every start makes progress).  On a distributed run every
+    rank stops at the same generation: the ranks agree through an all-reduce."""
+
+    def __init__(self, minutes: float | None) -> None:
+        self.minutes = minutes
+        self.deadline = None if minutes is None else time.monotonic() + 60.0 * minutes
+        self.generations_done = 0
+
+    def spent(self) -> bool:
+        if self.deadline is None:
+            return False
+        mine = self.generations_done > 0 and time.monotonic() >= self.deadline
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            flag = torch.tensor([1 if mine else 0], dtype=torch.int64)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            return bool(flag.item())
+        return mine
+
+
 class ESRun:
     """One evolution run: task, optimiser and evaluator objects in, generations out; resumable
     from the state a checkpoint observer saved (`restore`)."""

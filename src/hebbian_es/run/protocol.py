@@ -39,15 +39,16 @@ def test_config(cfg: Any, early_stop: bool) -> Any:
     return replace(cfg, env=env)
 
 
-def plan(seed: int, episodes: int, n_envs: int) -> Episodes:
-    """`episodes` test lifetimes on each of n_envs envs; every env meets the same seeds."""
-    return episodes_of(seed, TEST, 0, episodes, n_envs)
+def plan(seed: int, episodes: int, n_envs: int, trace: bool = False) -> Episodes:
+    """`episodes` test lifetimes on each of n_envs envs; every env meets the same seeds.
+    trace: also measure each lifetime's progress trace (the monotone "solved" check)."""
+    return episodes_of(seed, TEST, 0, episodes, n_envs, trace)
 
 
-def episodes_of(seed: int, stream: int, index: int, n: int, n_envs: int = 1) -> Episodes:
+def episodes_of(seed: int, stream: int, index: int, n: int, n_envs: int = 1, trace: bool = False) -> Episodes:
     """n episodes of round `index` of a seed stream on each of n_envs envs (same seeds on every env)."""
     env_seeds, init_seeds = episode_seeds(seed, stream, index, n)
-    return Episodes(np.repeat(np.arange(n_envs), n), np.tile(env_seeds, n_envs), np.tile(init_seeds, n_envs))
+    return Episodes(np.repeat(np.arange(n_envs), n), np.tile(env_seeds, n_envs), np.tile(init_seeds, n_envs), trace)
 
 
 def test_lifetimes(seed: int, n: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -100,18 +101,23 @@ def run_protocol(
         raise ConfigError(f"episodes={episodes}: must be >= 1")
     evaluator = make_evaluator(evaluator_cfg, task, phase="test")
     try:
-        lifetimes = plan(seed, episodes, len(task.envs))
+        lifetimes = plan(seed, episodes, len(task.envs), trace=any(e.solved_threshold is not None for e in task.envs))
         res = evaluator.evaluate(ExplicitPopulation(params.unsqueeze(0)), [0], lifetimes)
     finally:
         evaluator.close()
-    return summarise(task.envs, lifetimes, res.returns[0], seed=seed, early_stop=early_stop)
+    drawdown = None if res.drawdown is None else res.drawdown[0]
+    return summarise(task.envs, lifetimes, res.returns[0], drawdown, seed=seed, early_stop=early_stop)
 
 
 def summarise(
-    envs: Sequence[EnvSpec], lifetimes: Episodes, returns: np.ndarray, *, seed: int, early_stop: bool
+    envs: Sequence[EnvSpec], lifetimes: Episodes, returns: np.ndarray, drawdown: np.ndarray | None = None,
+    *, seed: int, early_stop: bool,
 ) -> dict[str, Any]:
     """Per env (body): mean ± sd, min, max, seen/unseen, solved; the random damages as a distribution."""
-    stats = {env.name: env_stats(env, returns[lifetimes.env_index == k]) for k, env in enumerate(envs)}
+    stats = {
+        env.name: env_stats(env, returns[lifetimes.env_index == k], None if drawdown is None else drawdown[lifetimes.env_index == k])
+        for k, env in enumerate(envs)
+    }
     out: dict[str, Any] = {"envs": stats, "early_stop": bool(early_stop), "seed": int(seed)}
     randoms = [stats[env.name] for env in envs if env.random_eval]
     if randoms:
@@ -128,7 +134,16 @@ def summarise(
     return out
 
 
-def env_stats(env: EnvSpec, r: np.ndarray) -> dict[str, Any]:
+def monotone_solved(returns: np.ndarray, drawdown: np.ndarray, threshold: float, tolerance: float) -> np.ndarray:
+    """Per lifetime: it moved at least `threshold` and, from the step its running return first
+    reached the threshold, never fell more than `tolerance` below its running maximum (and
+    kept a finite return).  docs/protocol.md states the definition."""
+    r, d = np.asarray(returns, dtype=np.float64), np.asarray(drawdown, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(r) & (r >= threshold) & np.isfinite(d) & (d <= tolerance)
+
+
+def env_stats(env: EnvSpec, r: np.ndarray, drawdown: np.ndarray | None = None) -> dict[str, Any]:
     ok = r[np.isfinite(r)]  # a lifetime whose weights or simulator blew up has no return: counted apart
     stat = (lambda fn: float(fn(ok))) if len(ok) else (lambda fn: float("nan"))
     stats: dict[str, Any] = {
@@ -148,6 +163,11 @@ def env_stats(env: EnvSpec, r: np.ndarray) -> dict[str, Any]:
     if env.solved_threshold is not None:
         stats["solved_threshold"] = env.solved_threshold
         stats["solved"] = bool(len(ok)) and stats["mean"] >= env.solved_threshold
+        if drawdown is not None:  # the monotone part: most lifetimes moved forward, not back and forth
+            monotone = monotone_solved(r, drawdown, env.solved_threshold, env.solved_tolerance)
+            stats["solved_tolerance"] = env.solved_tolerance
+            stats["monotone_lifetimes"] = int(monotone.sum())
+            stats["solved"] = stats["solved"] and 2 * int(monotone.sum()) >= len(r)
     return stats
 
 

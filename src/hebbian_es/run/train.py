@@ -28,7 +28,7 @@ from hebbian_es.es.evaluators import make_evaluator
 from hebbian_es.files import load_torch, write_json
 from hebbian_es.run import protocol
 from hebbian_es.run.checkpoint import check_compatible
-from hebbian_es.run.loop import ESRun
+from hebbian_es.run.loop import BudgetSpent, ESRun, WallClockBudget
 from hebbian_es.run.observers import CheckpointObserver, MetricsObserver, StatusObserver, WandbObserver
 from hebbian_es.run.rundir import RunDir, Status
 
@@ -125,6 +125,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         run.start(saved)
         if run.generation < run.generations:
             _fit(run, conf)
+    except BudgetSpent as exc:  # a clean stop at a generation boundary: the same command continues
+        log.info("%s; status stopped, continue with the same command", exc)
+        summary = finish(run, rundir, conf, counts)
+        run.end(Status.STOPPED, str(exc))
+        distributed.shutdown(together=True)
+        return summary
+    except BaseException as exc:
+        _failed(run, exc)
+        raise
+    try:
         summary = finish(run, rundir, conf, counts)
         if conf.test.after_fit and conf.test.episodes > 0:
             run.close_evaluator()  # the training workers stop before the protocol's start
@@ -138,23 +148,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             wandb.log_summary(summary)
             wandb.log_image("fitness_curve", rundir.fitness_curve)
     except BaseException as exc:
-        # SystemExit/KeyboardInterrupt: stopped (SLURM requeue, Ctrl-C); resumable from last.pt
-        stopped = isinstance(exc, (SystemExit, KeyboardInterrupt))
-        run.end(Status.STOPPED if stopped else Status.FAILED, f"{type(exc).__name__}: {exc}")
-        # A ConfigError while starting (ranks disagree) is found by every rank: leave together;
-        # after any other error, don't wait for peers that may never come.
-        distributed.shutdown(together=isinstance(exc, ConfigError) and not run.started)
+        _failed(run, exc)
         raise
     run.end(Status.FINISHED)
     distributed.shutdown(together=True)
     return summary
 
 
+def _failed(run: ESRun, exc: BaseException) -> None:
+    # SystemExit/KeyboardInterrupt: stopped (SLURM requeue, Ctrl-C); resumable from last.pt
+    stopped = isinstance(exc, (SystemExit, KeyboardInterrupt))
+    run.end(Status.STOPPED if stopped else Status.FAILED, f"{type(exc).__name__}: {exc}")
+    # A ConfigError while starting (ranks disagree) is found by every rank: leave together;
+    # after any other error, don't wait for peers that may never come.
+    distributed.shutdown(together=isinstance(exc, ConfigError) and not run.started)
+
+
 def _fit(run: ESRun, conf: Any) -> None:
     from hebbian_es.run.lightning import HebbianESModule, make_trainer
 
     val = conf.validation
-    module = HebbianESModule(run, val.episodes, validation_every=val.every)
+    module = HebbianESModule(run, val.episodes, validation_every=val.every, budget=WallClockBudget(conf.stop_after_minutes))
     trainer = make_trainer(
         val_check_interval=1,
         limit_val_batches=1 if val.every > 0 and val.episodes > 0 else 0,

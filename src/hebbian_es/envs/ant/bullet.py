@@ -101,15 +101,23 @@ class ProgressReward(gym.Wrapper):
 
 class SettleSteps(gym.Wrapper):
     """`steps` zero-action steps after every reset so the body settles (reference code: 40).
-    With count_in_limit (the reference's quirk) they use up steps of the episode's limit."""
+    With count_in_limit (the reference's quirk) they use up steps of the episode's limit.
+    `observe`: what the first forward pass sees: "reset" (the reset observation, as the
+    reference code feeds it) or "settled" (the last settling observation: the body as it is)."""
 
-    def __init__(self, env: gym.Env, steps: int = 40, count_in_limit: bool = True) -> None:
+    OBSERVE = ("reset", "settled")
+
+    def __init__(self, env: gym.Env, steps: int = 40, count_in_limit: bool = True, observe: str = "settled") -> None:
         super().__init__(env)
+        if observe not in self.OBSERVE:
+            raise ValueError(f"SettleSteps observe={observe!r}; allowed: {list(self.OBSERVE)}")
         self.steps = int(steps)
         self.count_in_limit = bool(count_in_limit)
+        self.observe = observe
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict]:
         obs, info = self.env.reset(**kwargs)
+        first = obs
         zero = np.zeros(self.env.action_space.shape, dtype=self.env.action_space.dtype)
         step = self.env.step if self.count_in_limit else self.env.unwrapped.step
         for _ in range(self.steps):
@@ -117,7 +125,7 @@ class SettleSteps(gym.Wrapper):
             obs, _, _, truncated, info = step(zero)
             if truncated:
                 break
-        return obs, info
+        return (first if self.observe == "reset" else obs), info
 
 
 gym.register(id=ENV_ID, entry_point="hebbian_es.envs.ant.bullet:MorphAntEnv", max_episode_steps=1000)
