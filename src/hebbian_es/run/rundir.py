@@ -9,7 +9,6 @@ Training writes through it, and evaluate, analyze, report and plots read through
   checkpoints/last.pt    every generation, atomically; checkpoints/best.pt: best centre
   summary.json           counts, budget, versions, test means
   test_<last|best>.json  the test protocol run at the end of training
-  eval_<...>.json        later evaluations (python -m hebbian_es.evaluate), never over the above
   fitness_curve.png, train.log, train.rank<k>.log, analysis/, wandb/
 """
 
@@ -138,10 +137,6 @@ class RunDir:
     def test_results(self, which: str) -> Path:
         """What the training's own test protocol wrote (test.after_fit)."""
         return self.path / f"test_{which}.json"
-
-    def evaluation(self, which: str, episodes: int, tag: str = "") -> Path:
-        """A later evaluation's results: named by checkpoint, lifetimes and options, never a training file."""
-        return self.path / f"eval_{which}_n{episodes}{('_' + tag) if tag else ''}.json"
 
     # ---- reading ----------------------------------------------------------------------------
     def is_run(self) -> bool:
