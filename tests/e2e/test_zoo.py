@@ -1,0 +1,52 @@
+"""The zoo: trained agents shipped as run directories (zoo/<name>/), and the exporter that makes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hebbian_es.errors import ConfigError
+from hebbian_es.run import protocol
+from hebbian_es.run.evaluate import EvaluateArgs, evaluate
+from hebbian_es.run.rundir import RunDir
+from hebbian_es.run.train import train
+from hebbian_es.zoo import ZooArgs, export
+
+ZOO = Path(__file__).resolve().parents[2] / "zoo"
+ENTRIES = sorted(p for p in ZOO.glob("*") if (p / "config.yaml").exists()) if ZOO.exists() else []
+
+
+@pytest.mark.slow
+def test_export_ships_a_run_that_evaluates_to_its_own_table(tmp_path: Path, compose_config) -> None:
+    run = tmp_path / "run"
+    train(compose_config.raw("debug=default", f"run_dir={run}", "test.after_fit=false", "validation.every=0"))
+    entry = export(ZooArgs(run=str(run), name="cartpole_debug", zoo=str(tmp_path / "zoo"), episodes=3, gif_every=4))
+    rd = RunDir(entry)
+    for path in (rd.config, rd.last, rd.metrics, rd.test_results("last"), entry / "README.md", entry / "source.json"):
+        assert path.exists(), path
+    assert (entry / "cartpole.gif").stat().st_size > 0
+    shipped = rd.read_test("last")
+    again = evaluate(EvaluateArgs(run=str(entry), episodes=3))
+    assert again["envs"]["cartpole"]["returns"] == shipped["envs"]["cartpole"]["returns"]
+    assert "cartpole" in (entry / "README.md").read_text()
+    with pytest.raises(ConfigError, match="exists; pass overwrite=true"):
+        export(ZooArgs(run=str(run), name="cartpole_debug", zoo=str(tmp_path / "zoo"), episodes=1, gif=False))
+
+
+def test_export_refuses_bad_input_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="run=<run dir> and name=<entry name> are required"):
+        export(ZooArgs(run=str(tmp_path)))
+    with pytest.raises(ConfigError, match="is not a directory"):
+        export(ZooArgs(run=str(tmp_path / "nope"), name="x", zoo=str(tmp_path / "zoo")))
+    assert not (tmp_path / "zoo").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", ENTRIES, ids=[p.name for p in ENTRIES])
+def test_every_zoo_entry_loads_and_evaluates(entry: Path) -> None:
+    agent = protocol.load_agent(entry)
+    results = protocol.run_protocol(agent.cfg.evaluator, agent.task, agent.params, 1, agent.seed, False)
+    assert set(results["envs"]) == {e.name for e in agent.task.envs}
+    shipped = RunDir(entry).read_test("last")
+    assert shipped is not None and set(shipped["envs"]) == set(results["envs"])
