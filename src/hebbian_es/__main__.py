@@ -19,8 +19,16 @@ from hebbian_es.errors import ConfigError
 def _hydra_main(cfg: DictConfig) -> float | None:
     from hebbian_es.run.train import train
 
+    from hebbian_es.run.rundir import RunDirLocked
+
     try:
         summary = train(cfg)
+    except RunDirLocked as exc:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # not a failure: that job runs elsewhere
+            print(f"running elsewhere: {exc}", file=sys.stderr)
+            return None
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     except ConfigError as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # a failed job, recorded by Hydra: the sweep's other jobs still run

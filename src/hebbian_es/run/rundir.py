@@ -14,7 +14,10 @@ Training writes through it, and evaluate, analyze, report and plots read through
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import socket
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -55,6 +58,44 @@ def upgrade_legacy(value: Any) -> Any:
     if isinstance(value, list):
         return [upgrade_legacy(v) for v in value]
     return value
+
+
+class RunDirLocked(ConfigError):
+    """Another process holds the run directory's lock: it is running there now."""
+
+
+class RunLock:
+    """The one-writer lock of a run directory: an OS file lock (flock) on `.lock`, held
+    for the life of the run and released by any exit, SIGKILL included.  The file names
+    the holder (host, pid, since when) for the one-line refusal of a second process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fh: Any = None
+
+    def acquire(self) -> "RunLock":
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise RunDirLocked(
+                f"run_dir={str(self.path.parent)!r} is in use by {holder}; wait for it to end, or stop it, "
+                "or choose another run_dir"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        self.fh = fh
+        return self
+
+    def release(self) -> None:
+        if self.fh is not None:
+            self.fh.close()  # closing the descriptor releases the flock
+            self.fh = None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -130,6 +171,14 @@ class RunDir:
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
+
+    def lock(self) -> RunLock:
+        """Take the run directory's one-writer lock (RunDirLocked if another process has it)."""
+        return RunLock(self.lock_file).acquire()
 
     def nevergrad_dump(self, generation: int) -> Path:
         return self.checkpoints / f"nevergrad_g{generation}.pt"

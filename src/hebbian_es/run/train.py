@@ -105,11 +105,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     rundir = RunDir(Path(conf.run_dir).resolve())
     _check_run_dir(rundir.path)
     run = build_run(conf, rundir)
-    saved = resumable(run, rundir, conf.resume)
-    counts = run.task.counts()
-    log.info("evolved parameters: %s", ", ".join(f"{k}={v:,}" for k, v in counts.items() if v))
-    log.info("rule=%s coefficients/synapse=%d, run_dir=%s", run.task.rule.name, run.task.rule.coefficients_per_synapse, rundir.path)
-    rundir.path.mkdir(parents=True, exist_ok=True)
+    # One writer per run dir (rank 0 of a distributed run holds it for all ranks): a second
+    # process refuses before it reads or writes anything there.
+    lock = rundir.lock() if run.is_main and rundir.path.is_dir() else None
+    try:
+        saved = resumable(run, rundir, conf.resume)
+        counts = run.task.counts()
+        log.info("evolved parameters: %s", ", ".join(f"{k}={v:,}" for k, v in counts.items() if v))
+        log.info("rule=%s coefficients/synapse=%d, run_dir=%s", run.task.rule.name, run.task.rule.coefficients_per_synapse, rundir.path)
+        rundir.path.mkdir(parents=True, exist_ok=True)
+        if run.is_main and lock is None:
+            lock = rundir.lock()
+        return _train(cfg, conf, container, run, rundir, saved, counts)
+    finally:
+        if lock is not None:
+            lock.release()  # after every observer has written the run's end
+
+
+def _train(
+    cfg: DictConfig, conf: Any, container: dict[str, Any], run: ESRun, rundir: RunDir, saved: dict[str, Any] | None,
+    counts: dict[str, int],
+) -> dict[str, Any]:
     wandb = None
     if run.is_main:  # distributed runs: rank 0 alone writes
         status = StatusObserver(rundir, _status_info(conf))

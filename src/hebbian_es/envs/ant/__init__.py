@@ -5,4 +5,7 @@ Importing this package registers both gymnasium ids: `hebbian_es.envs.ant:MorphA
 (the same observations and rewards with batched pybullet queries; fast.py).
 """
 
-from hebbian_es.envs.ant import bullet, fast  # noqa: F401  (registers the ids)
+from hebbian_es.envs.console import native_output_silenced
+
+with native_output_silenced():  # importing pybullet prints its build time
+    from hebbian_es.envs.ant import bullet, fast  # noqa: F401  (registers the ids)

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from hebbian_es.envs.ant.morphology import BodyChoice, Damage, generate_xml
+from hebbian_es.envs.console import native_output_silenced
 
 ENV_ID = "MorphAnt-v0"
 
@@ -59,10 +60,11 @@ class MorphAntEnv(AntBodyEnv):
         self.action_space = self.inner.action_space
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        if self.body.redraw(seed):
-            self.inner.close()
-            self.inner = _ant_env(self.body.damages, self.render_mode)
-        obs, info = self.inner.reset(seed=seed, options=options)
+        with native_output_silenced():  # pybullet's "argv[0]=" when the first reset connects
+            if self.body.redraw(seed):
+                self.inner.close()
+                self.inner = _ant_env(self.body.damages, self.render_mode)
+            obs, info = self.inner.reset(seed=seed, options=options)
         info["damages"] = self.body.info()
         return obs, info
 

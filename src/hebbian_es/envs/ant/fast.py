@@ -46,6 +46,7 @@ import pybullet as p
 
 from hebbian_es.envs.ant.bullet import AntBodyEnv
 from hebbian_es.envs.ant.morphology import Damage, generate_xml
+from hebbian_es.envs.console import native_output_silenced
 
 ENV_ID = "FastAnt-v0"
 
@@ -172,7 +173,8 @@ class FastAntEnv(AntBodyEnv):
         self._close_sim()
         self.builds += 1
         self._pid = os.getpid()
-        cid = self._cid = p.connect(p.DIRECT)
+        with native_output_silenced():
+            cid = self._cid = p.connect(p.DIRECT)
         p.resetSimulation(physicsClientId=cid)
         p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=cid)
         p.configureDebugVisualizer(p.COV_ENABLE_GUI, 0, physicsClientId=cid)
