@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -118,7 +119,7 @@ class SerialEvaluator:
     def evaluate(self, population: Population, indices: Sequence[int], episodes: Episodes) -> EvalResult:
         return self.workspace.evaluate(population, indices, episodes, self.batch_size)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         self.workspace.pool.close()
 
 
@@ -127,6 +128,8 @@ _WORKER: _Workspace | None = None
 
 def _init_worker(task: Task, threads: int) -> None:
     global _WORKER
+    # Ctrl-C reaches the whole process group: the main process decides (and terminates the pool).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     _WORKER = _Workspace(task)
 
@@ -174,8 +177,12 @@ class ProcessEvaluator:
                 drawdown[:, c] = p.drawdown
         return EvalResult(returns, parts[0].mean_sq, sum(p.env_steps for p in parts), drawdown)
 
-    def close(self) -> None:
-        self.pool.close()
+    def close(self, abort: bool = False) -> None:
+        """abort: stop the workers now (an interrupted run), not after their current lifetimes."""
+        if abort:
+            self.pool.terminate()
+        else:
+            self.pool.close()
         self.pool.join()
 
 
@@ -257,8 +264,8 @@ class DistributedEvaluator:
             out[:, share] = b.T
         return out
 
-    def close(self) -> None:
-        self.local.close()
+    def close(self, abort: bool = False) -> None:
+        self.local.close(abort)
 
 
 def _workers(value: Any) -> int:

@@ -62,6 +62,11 @@ class BudgetSpent(Exception):
     """The run's wall-clock budget (stop_after_minutes) is spent: it stopped at a generation boundary."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) during a run: it stops at once, resumable from checkpoints/last.pt.
+    (Not a KeyboardInterrupt, so that Lightning re-raises it instead of exiting itself.)"""
+
+
 class WallClockBudget:
     """`minutes` of this process for training; spent() is asked before each generation, and only
     after this process has done one (every start makes progress).  On a distributed run every
@@ -164,15 +169,15 @@ class ESRun:
         self.started = True
 
     def end(self, status: str, error: str | None = None) -> None:
-        """Close the evaluator and tell the observers how the run ended."""
-        self.close_evaluator()
+        """Close the evaluator (at once unless the run finished) and tell the observers how it ended."""
+        self.close_evaluator(abort=status != "finished")
         for obs in self.observers:
             obs.on_end(self, status, error)
 
-    def close_evaluator(self) -> None:
-        """Stop the training workers (before the test protocol opens its own)."""
+    def close_evaluator(self, abort: bool = False) -> None:
+        """Stop the training workers (before the test protocol opens its own; abort: now)."""
         if self.evaluator is not None:
-            self.evaluator.close()
+            self.evaluator.close(abort)
             self.evaluator = None
 
     def _check_ranks_agree(self) -> None:

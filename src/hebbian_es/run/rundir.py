@@ -85,12 +85,16 @@ class RunLock:
                 f"run_dir={str(self.path.parent)!r} is in use by {holder}; wait for it to end, or stop it, "
                 "or choose another run_dir"
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        fh.flush()
         self.fh = fh
         return self
+
+    def announce(self) -> None:
+        """Name this process as the holder (after the run's checks: a refused run changes nothing)."""
+        assert self.fh is not None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        self.fh.flush()
 
     def release(self) -> None:
         if self.fh is not None:
@@ -176,9 +180,13 @@ class RunDir:
     def lock_file(self) -> Path:
         return self.path / ".lock"
 
-    def lock(self) -> RunLock:
-        """Take the run directory's one-writer lock (RunDirLocked if another process has it)."""
-        return RunLock(self.lock_file).acquire()
+    def lock(self, announce: bool = True) -> RunLock:
+        """Take the run directory's one-writer lock (RunDirLocked if another process has it);
+        announce: write this process into it at once (else call `announce()` later)."""
+        lock = RunLock(self.lock_file).acquire()
+        if announce:
+            lock.announce()
+        return lock
 
     def nevergrad_dump(self, generation: int) -> Path:
         return self.checkpoints / f"nevergrad_g{generation}.pt"

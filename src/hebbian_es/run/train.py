@@ -9,11 +9,15 @@ before the run directory is touched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import platform
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -28,9 +32,9 @@ from hebbian_es.es.evaluators import make_evaluator
 from hebbian_es.files import load_torch, write_json
 from hebbian_es.run import protocol
 from hebbian_es.run.checkpoint import check_compatible
-from hebbian_es.run.loop import BudgetSpent, ESRun, WallClockBudget
+from hebbian_es.run.loop import BudgetSpent, ESRun, Interrupted, WallClockBudget
 from hebbian_es.run.observers import CheckpointObserver, MetricsObserver, StatusObserver, WandbObserver
-from hebbian_es.run.rundir import RunDir, Status
+from hebbian_es.run.rundir import RunDir, RunLock, Status
 
 log = logging.getLogger("hebbian_es")
 RESUME_MODES = ("auto", "never")
@@ -105,21 +109,62 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     rundir = RunDir(Path(conf.run_dir).resolve())
     _check_run_dir(rundir.path)
     run = build_run(conf, rundir)
-    # One writer per run dir (rank 0 of a distributed run holds it for all ranks): a second
-    # process refuses before it reads or writes anything there.
-    lock = rundir.lock() if run.is_main and rundir.path.is_dir() else None
+    locks: list[RunLock] = []
     try:
-        saved = resumable(run, rundir, conf.resume)
-        counts = run.task.counts()
-        log.info("evolved parameters: %s", ", ".join(f"{k}={v:,}" for k, v in counts.items() if v))
-        log.info("rule=%s coefficients/synapse=%d, run_dir=%s", run.task.rule.name, run.task.rule.coefficients_per_synapse, rundir.path)
-        rundir.path.mkdir(parents=True, exist_ok=True)
-        if run.is_main and lock is None:
-            lock = rundir.lock()
-        return _train(cfg, conf, container, run, rundir, saved, counts)
+        with _stop_on_ctrl_c():
+            # One writer per run dir (rank 0 of a distributed run holds it for all ranks): a
+            # second process refuses before it reads or writes anything there.
+            if run.is_main and rundir.path.is_dir():
+                locks.append(rundir.lock(announce=False))
+            saved = resumable(run, rundir, conf.resume)
+            counts = run.task.counts()
+            log.info("evolved parameters: %s", ", ".join(f"{k}={v:,}" for k, v in counts.items() if v))
+            log.info("rule=%s coefficients/synapse=%d, run_dir=%s", run.task.rule.name, run.task.rule.coefficients_per_synapse, rundir.path)
+            rundir.path.mkdir(parents=True, exist_ok=True)
+            if run.is_main and not locks:
+                locks.append(rundir.lock(announce=False))
+            for lock in locks:
+                lock.announce()  # the checks passed: this process is the run's writer
+            return _train(cfg, conf, container, run, rundir, saved, counts)
+    except Interrupted:
+        print(f"stopped at generation {run.generation} (status stopped); continue with: {_resume_command(rundir)}", file=sys.stderr)
+        raise SystemExit(130) from None
     finally:
-        if lock is not None:
+        for lock in locks:
             lock.release()  # after every observer has written the run's end
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c() -> Iterator[None]:
+    """The first Ctrl-C stops the run at once (Interrupted: workers terminated, status stopped,
+    last.pt intact); a second one exits immediately.  The main thread only (signals go there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def second(signum: int, frame: Any) -> None:
+        os._exit(130)
+
+    def first(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, second)
+        raise Interrupted("interrupted (Ctrl-C)")
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _resume_command(rundir: RunDir) -> str:
+    """The command that continues this run: its overrides with its run directory."""
+    import shlex
+
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = [o for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else []
+    overrides = [o for o in overrides if not o.startswith("hydra.run.dir=")]
+    return " ".join(["python -m hebbian_es", *map(shlex.quote, overrides), shlex.quote(f"hydra.run.dir={rundir.path}")])
 
 
 def _train(
@@ -173,7 +218,7 @@ def _train(
 
 def _failed(run: ESRun, exc: BaseException) -> None:
     # SystemExit/KeyboardInterrupt: stopped (SLURM requeue, Ctrl-C); resumable from last.pt
-    stopped = isinstance(exc, (SystemExit, KeyboardInterrupt))
+    stopped = isinstance(exc, (SystemExit, KeyboardInterrupt, Interrupted))
     run.end(Status.STOPPED if stopped else Status.FAILED, f"{type(exc).__name__}: {exc}")
     # A ConfigError while starting (ranks disagree) is found by every rank: leave together;
     # after any other error, don't wait for peers that may never come.
