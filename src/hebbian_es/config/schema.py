@@ -287,7 +287,7 @@ class TrainConfig:
     # Stop cleanly at the first generation boundary after this many minutes of this process
     # (status `stopped`; the same command continues the run, also on another machine). null: no budget.
     stop_after_minutes: Optional[float] = None
-    progress_bar: bool = True
+    progress_bar: bool = True  # one progress line per generation (and per test body) on the console and in train.log
     coefficient_init: DistributionConfig = field(default_factory=_coefficient_init)
     # Where evolved weights start (conv layers, static-baseline weights, co-evolved initial
     # weights); null: the lifetime init distribution (`init`).  Reference code: N(0, 1).

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -101,6 +102,42 @@ class StatusObserver(BaseObserver):
 
     def on_end(self, run: ESRun, status: str, error: str | None) -> None:
         self.write(Status(status), error)
+
+
+class ProgressObserver(BaseObserver):
+    """Progress in the terms of evolution, one log line per generation (console and train.log):
+    generation k/N, population mean and max, centre and best centre return, env steps/s, ETA;
+    the centre's validation when it runs."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.started_at = 0.0
+        self.first_generation = 0
+
+    def on_start(self, run: ESRun) -> None:
+        self.started_at, self.first_generation = time.monotonic(), run.generation
+
+    def on_generation(self, run: ESRun, gen: Generation) -> None:
+        m = gen.metrics
+        done = int(m["generation"]) + 1
+        rate = (time.monotonic() - self.started_at) / max(1, done - self.first_generation)
+        eta = _duration(rate * (run.generations - done))
+        self.log.info(
+            "generation %d/%d: population mean %.2f (max %.2f), centre %.2f, best centre %.2f, %s env steps/s, ETA %s",
+            done, run.generations, m["pop_mean"], m["pop_max"], m["center_return"], m["best_center_return"],
+            f"{m['steps_per_s']:,.0f}", eta,
+        )
+
+    def on_validation(self, run: ESRun, metrics: Mapping[str, Any]) -> None:
+        self.log.info(
+            "validation after generation %d: centre %.2f ± %.2f on fresh lifetimes",
+            int(metrics["generation"]), metrics["val_mean"], metrics["val_std"],
+        )
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(max(0.0, seconds)))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 class WandbObserver(BaseObserver):

@@ -11,6 +11,8 @@ format the table (`format_table`).  The Lightning test phase at the end of train
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -29,6 +31,7 @@ from hebbian_es.run.checkpoint import check_compatible
 from hebbian_es.run.rundir import RunDir
 
 TEST_EPISODES = 100  # the paper's protocol: 100 lifetimes per body
+log = logging.getLogger("hebbian_es")
 
 
 def test_config(cfg: Any, early_stop: bool) -> Any:
@@ -99,14 +102,28 @@ def run_protocol(
     built from `evaluator_cfg` (its own worker processes, closed before returning); summarised."""
     if episodes < 1:
         raise ConfigError(f"episodes={episodes}: must be >= 1")
+    lifetimes = plan(seed, episodes, len(task.envs), trace=any(e.solved_threshold is not None for e in task.envs))
+    returns = np.full(len(lifetimes), np.nan)
+    drawdown = np.full(len(lifetimes), np.nan) if lifetimes.trace else None
     evaluator = make_evaluator(evaluator_cfg, task, phase="test")
+    started = time.monotonic()
     try:
-        lifetimes = plan(seed, episodes, len(task.envs), trace=any(e.solved_threshold is not None for e in task.envs))
-        res = evaluator.evaluate(ExplicitPopulation(params.unsqueeze(0)), [0], lifetimes)
+        # One env (body) at a time, so progress can be told; each lifetime's seeds are its own,
+        # so the returns do not depend on how the lifetimes are grouped.
+        for k, env in enumerate(task.envs):
+            cols = np.flatnonzero(lifetimes.env_index == k)
+            res = evaluator.evaluate(ExplicitPopulation(params.unsqueeze(0)), [0], lifetimes.subset(cols))
+            returns[cols] = res.returns[0]
+            if drawdown is not None and res.drawdown is not None:
+                drawdown[cols] = res.drawdown[0]
+            left = (time.monotonic() - started) / (k + 1) * (len(task.envs) - k - 1)
+            log.info(
+                "test protocol: %s done (%d/%d envs, %d lifetimes each), mean %.2f, ETA %d s",
+                env.name, k + 1, len(task.envs), len(cols), float(np.nanmean(res.returns[0])) if len(cols) else float("nan"), left,
+            )
     finally:
         evaluator.close()
-    drawdown = None if res.drawdown is None else res.drawdown[0]
-    return summarise(task.envs, lifetimes, res.returns[0], drawdown, seed=seed, early_stop=early_stop)
+    return summarise(task.envs, lifetimes, returns, drawdown, seed=seed, early_stop=early_stop)
 
 
 def summarise(

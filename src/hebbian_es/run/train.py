@@ -33,7 +33,7 @@ from hebbian_es.files import load_torch, write_json
 from hebbian_es.run import protocol
 from hebbian_es.run.checkpoint import check_compatible
 from hebbian_es.run.loop import BudgetSpent, ESRun, Interrupted, WallClockBudget
-from hebbian_es.run.observers import CheckpointObserver, MetricsObserver, StatusObserver, WandbObserver
+from hebbian_es.run.observers import CheckpointObserver, MetricsObserver, ProgressObserver, StatusObserver, WandbObserver
 from hebbian_es.run.rundir import RunDir, RunLock, Status
 
 log = logging.getLogger("hebbian_es")
@@ -175,6 +175,8 @@ def _train(
     if run.is_main:  # distributed runs: rank 0 alone writes
         status = StatusObserver(rundir, _status_info(conf))
         run.observers += [status, MetricsObserver(rundir), CheckpointObserver(rundir)]
+        if conf.progress_bar:
+            run.observers.append(ProgressObserver(log))
         if saved is None:
             rundir.config.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     if saved is not None:
@@ -233,7 +235,7 @@ def _fit(run: ESRun, conf: Any) -> None:
     trainer = make_trainer(
         val_check_interval=1,
         limit_val_batches=1 if val.every > 0 and val.episodes > 0 else 0,
-        enable_progress_bar=conf.progress_bar and run.is_main,
+        enable_progress_bar=False,  # progress is ProgressObserver's, in generations, not epochs
     )
     trainer.fit(module)
 
