@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from hebbian_es.errors import ConfigError
 from hebbian_es.report.runs import Run
+from hebbian_es.run.observers import api_key_configured
 
 WANDB_MODES = ("auto", "off", "on")
 PUBLISH_TIMEOUT_S = 120.0
@@ -158,34 +159,6 @@ def viewspec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The report body W&B would store, built offline (as JSON data)."""
     model = build_wandb_report(spec)._to_model()
     return json.loads(model.spec.model_dump_json(by_alias=True, exclude_none=True))
-
-
-def _hosts() -> set[str]:
-    """The W&B server host(s) a key would be for: WANDB_BASE_URL's, else the classic one and wandb's default."""
-    from urllib.parse import urlparse
-
-    urls = [os.environ["WANDB_BASE_URL"]] if os.environ.get("WANDB_BASE_URL") else ["https://api.wandb.ai"]
-    if not os.environ.get("WANDB_BASE_URL"):
-        try:
-            from wandb.sdk.lib.urls import DEFAULT_BASE_URL  # where recent wandb versions log in
-
-            urls.append(DEFAULT_BASE_URL)
-        except Exception:  # noqa: BLE001 - an older or missing wandb: the classic host only
-            pass
-    return {urlparse(u).hostname or u for u in urls}
-
-
-def api_key_configured() -> bool:
-    """An API key in the environment or in ~/.netrc for the W&B host (no network, no prompt)."""
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    import netrc
-
-    try:
-        path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
-        return bool(os.path.exists(path) and any(netrc.netrc(path).authenticators(h) for h in _hosts()))
-    except (OSError, netrc.NetrcParseError):
-        return False
 
 
 def publish(spec: Mapping[str, Any], timeout: float = PUBLISH_TIMEOUT_S) -> str:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from hebbian_es.errors import ConfigError
 from hebbian_es.files import atomic_save, json_safe, remove_partial_writes
 from hebbian_es.run.checkpoint import FORMAT
 from hebbian_es.run.loop import BaseObserver, ESRun, Generation
@@ -140,6 +141,37 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+def _wandb_hosts() -> set[str]:
+    """The W&B server host(s) a key would be for: WANDB_BASE_URL's, else the classic one and wandb's default."""
+    from urllib.parse import urlparse
+
+    urls = [os.environ["WANDB_BASE_URL"]] if os.environ.get("WANDB_BASE_URL") else ["https://api.wandb.ai"]
+    if not os.environ.get("WANDB_BASE_URL"):
+        try:
+            from wandb.sdk.lib.urls import DEFAULT_BASE_URL  # where recent wandb versions log in
+
+            urls.append(DEFAULT_BASE_URL)
+        except Exception:  # noqa: BLE001 - an older or missing wandb: the classic host only
+            pass
+    return {urlparse(u).hostname or u for u in urls}
+
+
+def api_key_configured() -> bool:
+    """An API key in the environment or in ~/.netrc for the W&B host (no network, no prompt)."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    import netrc
+
+    try:
+        path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+        return bool(os.path.exists(path) and any(netrc.netrc(path).authenticators(h) for h in _wandb_hosts()))
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+NO_CREDENTIALS = "no W&B credentials: run `wandb login` or set WANDB_API_KEY"
+
+
 class WandbObserver(BaseObserver):
     """One W&B run per job (offline by default); `finish()` at the end, whatever the end."""
 
@@ -148,6 +180,8 @@ class WandbObserver(BaseObserver):
     ) -> None:
         import wandb
 
+        if cfg.mode == "online" and not api_key_configured():  # fail fast: never a login prompt on stdin
+            raise ConfigError(f"logger.wandb.mode=online: {NO_CREDENTIALS} (or use logger.wandb.mode=offline)")
         os.environ.setdefault("WANDB_SILENT", "true")
         self.wandb = wandb
         # The run's id comes from its directory: a resumed or requeued job continues the same W&B run.

@@ -33,7 +33,7 @@ from hebbian_es.files import load_torch, write_json
 from hebbian_es.run import protocol
 from hebbian_es.run.checkpoint import check_compatible
 from hebbian_es.run.loop import BudgetSpent, ESRun, Interrupted, WallClockBudget
-from hebbian_es.run.observers import CheckpointObserver, MetricsObserver, ProgressObserver, StatusObserver, WandbObserver
+from hebbian_es.run.observers import NO_CREDENTIALS, CheckpointObserver, MetricsObserver, ProgressObserver, StatusObserver, WandbObserver, api_key_configured
 from hebbian_es.run.rundir import RunDir, RunLock, Status
 
 log = logging.getLogger("hebbian_es")
@@ -71,6 +71,8 @@ def build_run(conf: Any, rundir: RunDir) -> ESRun:
         raise ConfigError(f"resume={conf.resume!r}; allowed: {list(RESUME_MODES)}")
     if conf.fitness.episodes < 1:
         raise ConfigError(f"fitness.episodes={conf.fitness.episodes}: must be >= 1")
+    if conf.logger.wandb is not None and conf.logger.wandb.mode == "online" and not api_key_configured():
+        raise ConfigError(f"logger.wandb.mode=online: {NO_CREDENTIALS} (or use logger.wandb.mode=offline)")
     task = build_task(conf, phase="train")
     optimizer = make_optimizer(conf.optimizer)
     # An optimiser whose full state is too large to rewrite into every last.pt (Nevergrad)
