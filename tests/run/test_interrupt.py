@@ -31,18 +31,22 @@ def _wait_for_rows(rd: RunDir, n: int, proc: subprocess.Popen, limit: float = 12
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_at_once_and_the_printed_command_continues(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_at_once_and_the_printed_command_continues(tmp_path: Path, sig: int, code: int) -> None:
     rd = RunDir(tmp_path / "run")
     cmd = [sys.executable, "-m", "hebbian_es", *RUN, f"hydra.run.dir={rd.path}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for_rows(rd, 2, proc)
     sent = time.monotonic()
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # what a terminal's Ctrl-C does: the whole process group
+    else:
+        proc.send_signal(sig)  # kill <pid>: the main process alone
     out, err = proc.communicate(timeout=60)
     took = time.monotonic() - sent
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert took < 10, f"took {took:.1f} s to stop"
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "SIGTERMException" not in err, err
     lines = [line for line in err.splitlines() if line.startswith("stopped at generation")]
     assert len(lines) == 1, err
     assert rd.read_status()["status"] == Status.STOPPED.value

@@ -63,8 +63,8 @@ class BudgetSpent(Exception):
 
 
 class Interrupted(Exception):
-    """Ctrl-C (SIGINT) during a run: it stops at once, resumable from checkpoints/last.pt.
-    (Not a KeyboardInterrupt, so that Lightning re-raises it instead of exiting itself.)"""
+    """SIGINT (Ctrl-C) or SIGTERM during a run, named by the signal: it stops at once, resumable
+    from checkpoints/last.pt.  (Not a KeyboardInterrupt: Lightning re-raises it instead of exiting.)"""
 
 
 class WallClockBudget:

@@ -113,7 +113,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run = build_run(conf, rundir)
     locks: list[RunLock] = []
     try:
-        with _stop_on_ctrl_c():
+        with _stop_on_signals():
             # One writer per run dir (rank 0 of a distributed run holds it for all ranks): a
             # second process refuses before it reads or writes anything there.
             if run.is_main and rundir.path.is_dir():
@@ -128,34 +128,39 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             for lock in locks:
                 lock.announce()  # the checks passed: this process is the run's writer
             return _train(cfg, conf, container, run, rundir, saved, counts)
-    except Interrupted:
-        print(f"stopped at generation {run.generation} (status stopped); continue with: {_resume_command(rundir)}", file=sys.stderr)
-        raise SystemExit(130) from None
+    except Interrupted as exc:
+        print(f"stopped at generation {run.generation} by {exc} (status stopped); continue with: {_resume_command(rundir)}", file=sys.stderr)
+        raise SystemExit(128 + signal.Signals[str(exc)].value) from None
     finally:
         for lock in locks:
             lock.release()  # after every observer has written the run's end
 
 
 @contextlib.contextmanager
-def _stop_on_ctrl_c() -> Iterator[None]:
-    """The first Ctrl-C stops the run at once (Interrupted: workers terminated, status stopped,
-    last.pt intact); a second one exits immediately.  The main thread only (signals go there)."""
+def _stop_on_signals() -> Iterator[None]:
+    """The first Ctrl-C (SIGINT) or SIGTERM stops the run at once (Interrupted: workers terminated,
+    status stopped, last.pt intact); a second one exits immediately.  SIGTERM is taken only where
+    nobody else handles it (a submitit SLURM job keeps its own handling: requeue on pre-emption).
+    The main thread only (signals go there)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def second(signum: int, frame: Any) -> None:
-        os._exit(130)
+        os._exit(128 + signum)
 
     def first(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGINT, second)
-        raise Interrupted("interrupted (Ctrl-C)")
+        for s in taken:
+            signal.signal(s, second)
+        raise Interrupted(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGINT, first)
+    taken = [signal.SIGINT] + ([signal.SIGTERM] if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else [])
+    previous = {s: signal.signal(s, first) for s in taken}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _resume_command(rundir: RunDir) -> str:
