@@ -117,9 +117,10 @@ def run_protocol(
             if drawdown is not None and res.drawdown is not None:
                 drawdown[cols] = res.drawdown[0]
             left = (time.monotonic() - started) / (k + 1) * (len(task.envs) - k - 1)
+            finite = res.returns[0][np.isfinite(res.returns[0])]
             log.info(
                 "test protocol: %s done (%d/%d envs, %d lifetimes each), mean %.2f, ETA %d s",
-                env.name, k + 1, len(task.envs), len(cols), float(np.nanmean(res.returns[0])) if len(cols) else float("nan"), left,
+                env.name, k + 1, len(task.envs), len(cols), float(finite.mean()) if len(finite) else float("nan"), left,
             )
     finally:
         evaluator.close()

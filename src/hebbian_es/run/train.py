@@ -152,6 +152,7 @@ def _stop_on_signals() -> Iterator[None]:
     def first(signum: int, frame: Any) -> None:
         for s in taken:
             signal.signal(s, second)
+        sys.excepthook = _quiet_stop(sys.excepthook)
         raise Interrupted(signal.Signals(signum).name)
 
     taken = [signal.SIGINT] + ([signal.SIGTERM] if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else [])
@@ -161,6 +162,18 @@ def _stop_on_signals() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _quiet_stop(hook: Any) -> Any:
+    """After a stop, the workers are terminated mid-conversation: multiprocessing's background
+    threads (e.g. the resource sharer handing tensors to workers) then hit closed connections.
+    Those are expected, not errors to show; anything else still is."""
+
+    def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not issubclass(kind, (ConnectionError, EOFError)):
+            hook(kind, value, tb)
+
+    return excepthook
 
 
 def _resume_command(rundir: RunDir) -> str:
