@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from hebbian_es.errors import ConfigError
-from hebbian_es.files import json_safe, write_json, write_json_atomic
+from hebbian_es.files import json_safe, write_json_atomic
 
 
 class Status(str, Enum):
@@ -169,10 +169,6 @@ class RunDir:
         return self.path / "analysis"
 
     @property
-    def wandb(self) -> Path:
-        return self.path / "wandb"
-
-    @property
     def name(self) -> str:
         return self.path.name
 
@@ -188,17 +184,11 @@ class RunDir:
             lock.announce()
         return lock
 
-    def nevergrad_dump(self, generation: int) -> Path:
-        return self.checkpoints / f"nevergrad_g{generation}.pt"
-
     def test_results(self, which: str) -> Path:
         """What the training's own test protocol wrote (test.after_fit)."""
         return self.path / f"test_{which}.json"
 
     # ---- reading ----------------------------------------------------------------------------
-    def is_run(self) -> bool:
-        return self.config.exists() or self.status_file.exists()
-
     def checkpoint(self, which: str = "last") -> Path:
         """checkpoints/<which>.pt, or the other one if only that exists; ConfigError if neither."""
         if which not in CHECKPOINTS:
@@ -220,9 +210,6 @@ class RunDir:
 
     def read_status(self) -> dict[str, Any] | None:
         return _read_json(self.status_file)
-
-    def read_summary(self) -> dict[str, Any] | None:
-        return _read_json(self.summary)
 
     def read_test(self, which: str = "last") -> dict[str, Any] | None:
         return _read_json(self.test_results(which))
@@ -252,9 +239,6 @@ class RunDir:
         if error:
             data["error"] = error
         write_json_atomic(self.status_file, json_safe(data))
-
-    def write_json(self, path: Path, data: Any) -> None:
-        write_json(path, data)
 
     # ---- opening ----------------------------------------------------------------------------
     @classmethod
