@@ -252,6 +252,9 @@ SlurmctldHost=$NODE
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# A requeued job (pre-emption, timeout) waits cred_expire seconds before it may start
+# again (default 120): 20 keeps requeue tests and resumed sweeps quick on one node.
+AuthInfo=cred_expire=20
 CryptoType=crypto/munge
 SlurmctldPort=6817
 SlurmdPort=6818

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,23 @@ def test_the_lock_dies_with_its_process(tmp_path: Path) -> None:
     code = f"from hebbian_es.run.rundir import RunDir; RunDir({str(tmp_path)!r}).lock(); import os; os._exit(0)"
     subprocess.run([sys.executable, "-c", code], check=True)
     RunDir(tmp_path).lock().release()  # the holder exited without releasing: the OS did
+
+
+def test_a_requeued_job_waits_for_its_predecessor_to_release_the_lock(tmp_path: Path) -> None:
+    # The predecessor holds the lock for 1.5 s, as a pre-empted job still exiting would.
+    code = f"from hebbian_es.run.rundir import RunDir; import time; held = RunDir({str(tmp_path)!r}).lock(); time.sleep(1.5)"
+    holder = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        rd = RunDir(tmp_path)
+        deadline = time.monotonic() + 30
+        while not (rd.lock_file.exists() and rd.lock_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(RunDirLocked):
+            rd.lock(wait_s=0.0)
+        rd.lock(wait_s=30.0).release()  # taken once the holder exits, well before 30 s
+        assert holder.wait(timeout=30) == 0
+    finally:
+        holder.kill()
 
 
 def test_training_into_a_locked_directory_writes_nothing(tmp_path: Path, compose_config) -> None:

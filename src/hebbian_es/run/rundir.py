@@ -73,18 +73,26 @@ class RunLock:
         self.path = path
         self.fh: Any = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self, wait_s: float = 0.0) -> "RunLock":
+        """Take the lock; wait_s: keep trying this long before refusing (a requeued job may
+        start while its pre-empted predecessor is still exiting)."""
         fh = open(self.path, "a+")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise RunDirLocked(
-                f"run_dir={str(self.path.parent)!r} is in use by {holder}; wait for it to end, or stop it, "
-                "or choose another run_dir"
-            ) from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                fh.close()
+                raise RunDirLocked(
+                    f"run_dir={str(self.path.parent)!r} is in use by {holder}; wait for it to end, or stop it, "
+                    "or choose another run_dir"
+                ) from None
         self.fh = fh
         return self
 
@@ -176,10 +184,10 @@ class RunDir:
     def lock_file(self) -> Path:
         return self.path / ".lock"
 
-    def lock(self, announce: bool = True) -> RunLock:
-        """Take the run directory's one-writer lock (RunDirLocked if another process has it);
-        announce: write this process into it at once (else call `announce()` later)."""
-        lock = RunLock(self.lock_file).acquire()
+    def lock(self, announce: bool = True, wait_s: float = 0.0) -> RunLock:
+        """Take the run directory's one-writer lock (RunDirLocked if another process still has
+        it after wait_s); announce: write this process into it at once (else `announce()` later)."""
+        lock = RunLock(self.lock_file).acquire(wait_s)
         if announce:
             lock.announce()
         return lock

@@ -117,7 +117,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             # One writer per run dir (rank 0 of a distributed run holds it for all ranks): a
             # second process refuses before it reads or writes anything there.
             if run.is_main and rundir.path.is_dir():
-                locks.append(rundir.lock(announce=False))
+                locks.append(rundir.lock(announce=False, wait_s=_requeue_lock_wait_s()))
             saved = resumable(run, rundir, conf.resume)
             counts = run.task.counts()
             log.info("evolved parameters: %s", ", ".join(f"{k}={v:,}" for k, v in counts.items() if v))
@@ -134,6 +134,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     finally:
         for lock in locks:
             lock.release()  # after every observer has written the run's end
+
+
+def _requeue_lock_wait_s() -> float:
+    # A requeued SLURM job (SLURM_RESTART_COUNT >= 1) is the same run continuing: give its
+    # pre-empted predecessor a minute to release the lock instead of reporting "running elsewhere".
+    return 60.0 if os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0") else 0.0
 
 
 @contextlib.contextmanager
