@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import hydra
@@ -13,6 +15,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from hebbian_es.errors import ConfigError
+
+# Exit codes (README "Exit codes"): 0 finished, 1 failed, 2 bad input or a locked run
+# directory (nothing written), 3 stopped by stop_after_minutes, 130 Ctrl-C, 143 SIGTERM
+# (both stopped; the same command continues).
+EXIT_STOPPED = 3
+_STARTED = time.time()  # before Hydra creates the run's output dir
 
 
 @hydra.main(version_base="1.3", config_path="pkg://hebbian_es.conf", config_name="train")
@@ -32,10 +40,26 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     except ConfigError as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # a failed job, recorded by Hydra: the sweep's other jobs still run
+        _remove_if_created_empty(Path(HydraConfig.get().runtime.output_dir))
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    if summary.get("stopped"):  # stop_after_minutes: not finished, the same command continues
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            print(f"stopped: {summary['stopped']}; rerun the sweep command to continue", file=sys.stderr)
+        else:
+            sys.exit(EXIT_STOPPED)
     best = summary.get("best_center_return")
     return float(best) if best is not None else None  # the value a sweeper optimises
+
+
+def _remove_if_created_empty(run_dir: Path) -> None:
+    """A refused run leaves no trace: Hydra made its output dir before the task ran; remove
+    it if this process made it (created after start) and nothing was written into it."""
+    try:
+        if run_dir.is_dir() and not any(run_dir.iterdir()) and run_dir.stat().st_mtime >= _STARTED - 1e-3:
+            run_dir.rmdir()
+    except OSError:
+        pass  # best effort: never turn a clear refusal into a traceback
 
 
 def _register_launcher() -> None:

@@ -44,3 +44,18 @@ def test_a_stopped_run_says_why(tmp_path: Path, compose_config) -> None:
     assert status["status"] == Status.STOPPED.value
     assert "stop_after_minutes=1e-05 spent after generation 0" in status["error"]
     assert not rd.test_results("last").exists()  # no test protocol on a stopped run
+
+
+def test_the_cli_exit_code_tells_stopped_from_finished(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from hebbian_es.__main__ import EXIT_STOPPED
+
+    cmd = [sys.executable, "-m", "hebbian_es", *RUN, "progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"]
+    stopped = subprocess.run([*cmd, "stop_after_minutes=0.00001"], capture_output=True, text=True, timeout=300)
+    assert stopped.returncode == EXIT_STOPPED == 3, stopped.stderr[-2000:]
+    assert RunDir(tmp_path / "run").read_status()["status"] == Status.STOPPED.value
+    finished = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # continues to the end
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert RunDir(tmp_path / "run").read_status()["status"] == Status.FINISHED.value

@@ -29,6 +29,9 @@ def error_line(exc: BaseException) -> str | None:
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
+        choice = _unknown_choice(cur)
+        if choice is not None:
+            return choice
         override = override or _override_of(str(cur))
         if isinstance(cur, (ConfigKeyError, ConfigAttributeError)) and not isinstance(cur, MissingMandatoryValue):
             return _unknown_key(cur, override)
@@ -36,6 +39,24 @@ def error_line(exc: BaseException) -> str | None:
             return _bad_value(cur, override)
         cur = cur.__cause__ or cur.__context__
     return None
+
+
+# What else a group accepts besides its configs (the env group's gymnasium source).
+GROUP_HINTS = {"env": "nor a registered gymnasium id (e.g. CartPole-v1)"}
+
+
+def _unknown_choice(exc: BaseException) -> str | None:
+    """`rule=nope`: Hydra's MissingConfigException (a group option with no config) in one line."""
+    missing = getattr(exc, "missing_cfg_file", None)
+    options = getattr(exc, "options", None)
+    if not missing or options is None or "/" not in str(missing):
+        return None
+    group, _, value = str(missing).rpartition("/")
+    allowed = ", ".join(sorted(options))
+    hint = GROUP_HINTS.get(group)
+    if hint:
+        return f"{group}={value}: neither a config of the {group} group (allowed: {allowed}) {hint}"
+    return f"{group}={value}: no such {group} config (allowed: {allowed})"
 
 
 def _override_of(message: str) -> str | None:

@@ -263,7 +263,7 @@ class TestConfig:
 
 
 def _coefficient_init() -> DistributionConfig:
-    return DistributionConfig(kind="uniform", low=0.0, high=1.0, mean=0.0, std=1.0)
+    return DistributionConfig(kind="normal", low=0.0, high=1.0, mean=0.0, std=1.0)  # the reference code's N(0, 1)
 
 
 @dataclass

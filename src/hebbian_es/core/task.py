@@ -71,14 +71,20 @@ class Task:
         }
 
 
-def episode_seeds(seed: int, stream: int, index: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """n (env reset seed, initial-weight seed) pairs for generation/round `index` of a stream.
+def episode_seeds(seed: int, stream: int, index: int, n: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(env reset seed, initial-weight seed) of lifetimes first..first+n-1 of round `index`
+    (a generation, a validation round, the test protocol) of a stream.
 
-    Env seeds of the training, validation and test streams lie in disjoint ranges,
-    so test episodes never replay a training track or start state."""
-    raw = np.random.SeedSequence([int(seed), int(stream), int(index)]).generate_state(2 * n, dtype=np.uint32)
-    env = (raw[:n] % (1 << 29)).astype(np.int64) + stream * (1 << 29)
-    return env, raw[n:].astype(np.int64)
+    Lifetime i's pair depends on (seed, stream, index, i) alone, so asking for more
+    lifetimes extends a shorter list instead of redrawing it.  Env seeds of the training,
+    validation and test streams lie in disjoint ranges, so test episodes never replay a
+    training track or start state."""
+    raw = np.array(
+        [np.random.SeedSequence([int(seed), int(stream), int(index), i]).generate_state(2, dtype=np.uint32) for i in range(first, first + n)],
+        dtype=np.int64,
+    ).reshape(n, 2)
+    env = raw[:, 0] % (1 << 29) + stream * (1 << 29)
+    return env, raw[:, 1].copy()
 
 
 def _network_spec(cfg: NetworkConfig, env: EnvSpec) -> NetworkSpec:

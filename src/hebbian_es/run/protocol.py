@@ -30,7 +30,6 @@ from hebbian_es.files import load_torch
 from hebbian_es.run.checkpoint import check_compatible
 from hebbian_es.run.rundir import RunDir
 
-TEST_EPISODES = 100  # the paper's protocol: 100 lifetimes per body
 log = logging.getLogger("hebbian_es")
 
 
@@ -55,10 +54,9 @@ def episodes_of(seed: int, stream: int, index: int, n: int, n_envs: int = 1, tra
 
 
 def test_lifetimes(seed: int, n: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(env seeds, init seeds) of test lifetimes first..first+n-1 as the default
-    100-lifetime protocol runs them."""
-    env, init = episode_seeds(seed, TEST, 0, max(first + n, TEST_EPISODES))
-    return env[first : first + n], init[first : first + n]
+    """(env seeds, init seeds) of test lifetimes first..first+n-1: lifetime i is the same
+    whatever the number of lifetimes a protocol or an analysis runs."""
+    return episode_seeds(seed, TEST, 0, n, first)
 
 
 @dataclass(frozen=True)

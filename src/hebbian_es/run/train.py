@@ -65,8 +65,8 @@ def build_run(conf: Any, rundir: RunDir) -> ESRun:
     """Task, optimiser and evaluator from the typed config: raises ConfigError on bad values."""
     if conf.seed < 0:
         raise ConfigError(f"seed={conf.seed}: must be a non-negative integer")
-    if conf.generations < 0:
-        raise ConfigError(f"generations={conf.generations}: must be >= 0")
+    if conf.generations < 1:  # 0 would leave no checkpoint to test or resume
+        raise ConfigError(f"generations={conf.generations}: must be >= 1")
     if conf.resume not in RESUME_MODES:
         raise ConfigError(f"resume={conf.resume!r}; allowed: {list(RESUME_MODES)}")
     if conf.fitness.episodes < 1:
@@ -217,6 +217,7 @@ def _train(
     except BudgetSpent as exc:  # a clean stop at a generation boundary: the same command continues
         log.info("%s; status stopped, continue with the same command", exc)
         summary = finish(run, rundir, conf, counts)
+        summary["stopped"] = str(exc)  # not finished: the CLI exits with EXIT_STOPPED
         run.end(Status.STOPPED, str(exc))
         distributed.shutdown(together=True)
         return summary
