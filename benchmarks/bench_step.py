@@ -1,6 +1,6 @@
 """Per-step cost split inside the real rollout loop, against an env-only baseline.
 
-    python benchmarks/bench_step.py [--envs ant ant_fast carracing cartpole] [--batch 8] [--steps 300] [--repeats 3]
+    python benchmarks/bench_step.py [--envs ant ant_fast carracing carracing_fast cartpole] [--batch 8] [--steps 300] [--repeats 3]
 
 For each env: the baseline steps the same env instances with fixed actions and no
 policy (env cost alone); the rollout runs `run_lifetimes` with a population of
@@ -30,6 +30,7 @@ ENV_OVERRIDES = {
     "ant": ["env=ant", "network=mlp"],
     "ant_fast": ["env=ant_fast", "network=mlp"],
     "carracing": ["env=carracing", "network=cnn_mlp"],
+    "carracing_fast": ["env=carracing_fast", "network=cnn_mlp"],
     "cartpole": ["env=cartpole", "network=mlp"],
 }
 
@@ -112,7 +113,7 @@ def main() -> None:
     torch.set_num_threads(1)
     cols = ("env", "preprocess", "forward", "update", "other", "total")
     print(f"µs per individual-step, median of {args.repeats}; batch {args.batch}, {args.steps} steps, 1 torch thread")
-    print(f"{'env':<10} {'baseline':>9} " + " ".join(f"{c:>10}" for c in cols) + f" {'policy/base':>11}")
+    print(f"{'env':<14} {'baseline':>9} " + " ".join(f"{c:>10}" for c in cols) + f" {'policy/base':>11}")
     for name in args.envs:
         task = task_for(name, args.steps)
         pool = EnvPool()
@@ -124,7 +125,7 @@ def main() -> None:
         med = {c: statistics.median(s[c] for s in splits) for c in cols}
         b = statistics.median(base)
         policy = med["preprocess"] + med["forward"] + med["update"]
-        print(f"{name:<10} {b:>9.1f} " + " ".join(f"{med[c]:>10.1f}" for c in cols) + f" {policy / b:>10.1%}")
+        print(f"{name:<14} {b:>9.1f} " + " ".join(f"{med[c]:>10.1f}" for c in cols) + f" {policy / b:>10.1%}")
 
 
 if __name__ == "__main__":

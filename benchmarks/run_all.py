@@ -2,8 +2,10 @@
 
 Runs, each in its own process: the per-step split (ant, ant_fast, CarRacing), the ES
 bookkeeping for CarRacing's 458,002 parameters x population 200, 1 vs 2
-local workers on the ant, and the quadruped env alone (AntBulletEnv-v0 vs
-FastAnt-v0 vs bare physics).  Takes a few minutes on 2 cores.
+local workers on the ant, the quadruped env alone (AntBulletEnv-v0 vs
+FastAnt-v0 vs bare physics), and CarRacing-v3 vs env=carracing_fast (env step and
+one population-64 generation).  Takes about ten minutes on 2 cores, most of it
+CarRacing-v3's generation.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ RUNS = [
     ["bench_es.py", "--repeats", "3"],
     ["bench_workers.py", "--env", "ant", "--popsize", "16", "--steps", "200", "--repeats", "2"],
     ["bench_ant_env.py", "--steps", "1000", "--repeats", "5"],
+    ["bench_carracing.py", "--steps", "300", "--repeats", "3", "--popsize", "64", "--gen-steps", "200"],
 ]
 
 
