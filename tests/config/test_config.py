@@ -77,14 +77,16 @@ def test_every_choice_composes_and_builds(compose_config, env, rule, init, netwo
     assert counts["static_conv_params"] == conv
     if task.rule.plastic:
         assert counts["plastic_synapses"] == synapses
-        assert counts["plastic_coefficients"] == task.rule.coefficients_per_synapse * synapses
+        rules = synapses if cfg.rule.sharing == "none" else cfg.rule.shared_k  # shared rules: K of them
+        assert counts["plastic_coefficients"] == task.rule.coefficients_per_synapse * rules
         assert counts["coevolved_initial_weights"] == (synapses if init == "coevolve" else 0)
         assert counts["static_fc_weights"] == 0
     else:
         assert counts["plastic_coefficients"] == 0 == counts["coevolved_initial_weights"]
         assert counts["static_fc_weights"] == synapses
     assert counts["evolved_total"] == task.layout.size == sum(
-        counts[k] for k in ("plastic_coefficients", "static_conv_params", "static_fc_weights", "coevolved_initial_weights")
+        counts[k] for k in ("plastic_coefficients", "static_conv_params", "static_fc_weights", "coevolved_initial_weights", "modulation_weights")
+        if k in counts
     )
 
     # the built task runs: a population of 2 from the initial centre gives finite outputs

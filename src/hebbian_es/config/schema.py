@@ -22,6 +22,9 @@ class ObservationConfig:
     crop: Optional[List[int]] = None  # pixels: top, bottom, left, right (pixels kept)
     scale: Optional[float] = None  # observations are divided by this; null: 255 for pixels, 1 for vectors
     interpolation: str = "area"  # area (cv2 INTER_AREA, shrinking only) | bilinear_antialias
+    # true: the env's last reward (0 after reset) is appended to a 1-D observation: the one way a
+    # reward reaches the network during a lifetime (off by default: the paper's lifetimes are reward-free)
+    append_reward: bool = False
 
 
 @dataclass
@@ -49,7 +52,9 @@ class PolicyConfig:
     """What the env asks of the network (read by the network group's defaults)."""
 
     output_activation: str = "tanh"  # bounded post-synaptic activity of the output layer
-    normalize_weights: bool = False  # W <- W / max|W| per plastic layer after each update
+    # per plastic layer after each update: false | true (W <- W / max|W|, the paper's CarRacing) |
+    # none | max_abs (= true) | clip | tanh | row_var (docs/plasticity.md)
+    normalize_weights: Any = False
 
 
 @dataclass
@@ -83,6 +88,17 @@ class EnvConfig:
 class RuleConfig:
     name: str = MISSING  # a rule of hebbian_es.core.rules.RULES
     use_eta: bool = True  # false drops the per-synapse learning rate
+    # Beyond the paper (docs/plasticity.md).  modulation: none | neuron (m_j = tanh(v_j . x) gates
+    # post neuron j's updates) | layer (one m = tanh(v . x) per layer); v evolved, static.
+    modulation: str = "none"
+    # none (a rule per synapse) | random (K rules, fixed balanced random assignment from sharing_seed) |
+    # post (rule = post neuron j mod K; shared_k null: one per post neuron of each layer) | merged
+    # (the assignment file `python -m hebbian_es.merge` writes)
+    sharing: str = "none"
+    shared_k: Optional[int] = None  # K, the number of shared rules
+    sharing_seed: int = 0  # sharing=random: the assignment's seed
+    assignment: Optional[str] = None  # sharing=merged: .npy of rule indices; relative: to run_dir
+    bcm_tau: float = 100.0  # rule=bcm: θ_j <- θ_j + (o_j² - θ_j) / bcm_tau every step (configured, not evolved)
 
 
 @dataclass
@@ -106,7 +122,7 @@ class NetworkConfig:
     hidden_activation: str = "tanh"
     # Post-synaptic activity of the output layer = the output after this activation.
     output_activation: str = II("env.policy.output_activation")
-    normalize_weights: bool = II("env.policy.normalize_weights")
+    normalize_weights: Any = II("env.policy.normalize_weights")
     input_size: Optional[int] = None  # optional check against the env's feature size
 
 

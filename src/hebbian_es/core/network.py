@@ -16,7 +16,10 @@ import torch.nn.functional as F
 
 from hebbian_es.config import DistributionConfig
 from hebbian_es.core import distributions
+from hebbian_es.core.plasticity import DEFAULT, Plasticity, PlasticState, regulariser_name
 from hebbian_es.core.rules import HebbianRule
+
+BASIC_TERMS = frozenset({"hebb", "pre", "post", "const"})  # the paper's terms: the original update path
 
 ACTIVATIONS = {"tanh": torch.tanh, "identity": lambda x: x, "sigmoid": torch.sigmoid, "relu": torch.relu}
 
@@ -38,7 +41,9 @@ class NetworkSpec:
     plastic_layers: tuple[int, ...] | None = None  # indices of FC layers; None = all
     hidden_activation: str = "tanh"
     output_activation: str = "identity"  # also the post-synaptic activity of the last layer
-    normalize_weights: bool = False  # W <- W / max|W| per plastic layer after each update
+    # per plastic layer after each update: False, True (W <- W / max|W|) or a regulariser name
+    # of core.plasticity.REGULARISERS (none, max_abs, clip, tanh, row_var)
+    normalize_weights: bool | str = False
 
     @property
     def conv_shapes(self) -> list[tuple[int, int, int, int]]:
@@ -127,14 +132,22 @@ class ParamLayout:
         return ";".join(f"{b.name}:{'x'.join(map(str, b.shape))}:{b.kind}" for b in self.blocks)
 
 
-def build_layout(spec: NetworkSpec, rule: HebbianRule, coevolve_initial_weights: bool) -> ParamLayout:
+def build_layout(
+    spec: NetworkSpec, rule: HebbianRule, coevolve_initial_weights: bool, plasticity: Plasticity = DEFAULT
+) -> ParamLayout:
+    """The evolved blocks; shared rules are one (C, K) block, modulatory weights count as rule coefficients."""
     blocks: list[Block] = []
     for k, shape in enumerate(spec.conv_shapes):
         blocks.append(Block(f"conv{k}.weight", shape, "weights"))
     plastic = spec.plastic_indices(rule)
+    if plastic and plasticity.sharing != "none":
+        blocks.append(Block("shared.coefficients", (rule.coefficients_per_synapse, plasticity.k), "coefficients"))
     for layer, shape in enumerate(spec.fc_shapes):
         if layer in plastic:
-            blocks.append(Block(f"fc{layer}.coefficients", (rule.coefficients_per_synapse, *shape), "coefficients"))
+            if plasticity.sharing == "none":
+                blocks.append(Block(f"fc{layer}.coefficients", (rule.coefficients_per_synapse, *shape), "coefficients"))
+            if plasticity.modulation != "none":
+                blocks.append(Block(f"fc{layer}.modulation", plasticity.modulation_shape(shape), "coefficients"))
             if coevolve_initial_weights:
                 blocks.append(Block(f"fc{layer}.initial_weight", shape, "weights"))
         else:
@@ -152,6 +165,7 @@ class PolicyPopulation:
         layout: ParamLayout,
         params: torch.Tensor,
         weight_init: DistributionConfig,
+        plasticity: Plasticity = DEFAULT,
     ) -> None:
         self.spec, self.rule, self.layout = spec, rule, layout
         self.batch = params.shape[0]
@@ -168,7 +182,15 @@ class PolicyPopulation:
             self.blocks[f"conv{k}.weight"].reshape(b * s[0], *s[1:]).contiguous(memory_format=torch.channels_last)
             for k, s in enumerate(spec.conv_shapes)
         ]
-        self.coefficients = {l: self.blocks[f"fc{l}.coefficients"] for l in self.plastic}
+        self.regulariser = regulariser_name(spec.normalize_weights)
+        # Anything beyond the paper's rule (modulation, shared rules, Oja/BCM terms, other
+        # regularisers) takes the extended update (core/plasticity.py); the paper's keeps its own.
+        self.extended: PlasticState | None = None
+        if self.plastic and not (plasticity.is_default and rule.terms <= BASIC_TERMS and self.regulariser in ("none", "max_abs")):
+            self.extended = PlasticState(rule, plasticity, self.blocks, self.plastic)
+        self.coefficients = (
+            {l: self.blocks[f"fc{l}.coefficients"] for l in self.plastic} if plasticity.sharing == "none" else {}
+        )
         self.folded: dict[int, dict[str, torch.Tensor]] = {}  # per plastic layer, η folded in (rule.fold)
         self.weights: list[torch.Tensor] = []
         self.activations: list[torch.Tensor] = []
@@ -187,7 +209,11 @@ class PolicyPopulation:
         self.weights = weights
         self.activations = []
         # η is constant within a lifetime: fold it into the other coefficients once per lifetime
-        self.folded = {l: self.rule.fold(self.coefficients[l]) for l in self.plastic}
+        if self.extended is None:
+            self.folded = {l: self.rule.fold(self.coefficients[l]) for l in self.plastic}
+        else:
+            self.folded = {l: self.rule.fold(self.extended.coefficients(self.blocks, l)) for l in self.plastic}
+            self.extended.reset(self.batch, self.spec.fc_shapes)
 
     def _fresh_initial_weights(self, init_seeds: Sequence[int]) -> dict[int, torch.Tensor]:
         layers = [l for l in sorted(self.plastic) if f"fc{l}.initial_weight" not in self.blocks]
@@ -231,10 +257,14 @@ class PolicyPopulation:
     def update(self) -> None:
         """One Hebbian step with the activations of the last forward pass."""
         acts = self.activations
+        if self.extended is not None:
+            for layer in self.plastic:
+                self.extended.update_layer(layer, self.weights[layer], self.folded[layer], acts[layer], acts[layer + 1], self.regulariser)
+            return
         for layer in self.plastic:
             w = self.weights[layer]
             self.rule.apply_(w, self.folded[layer], acts[layer], acts[layer + 1])
-            if self.spec.normalize_weights:
+            if self.regulariser == "max_abs":
                 # max|W| per individual as max(max W, -min W): two fast reductions, no |W| temporary
                 flat = w.reshape(w.shape[0], -1)
                 scale = torch.maximum(flat.amax(dim=1), flat.amin(dim=1).neg_()).clamp_min_(1e-12)

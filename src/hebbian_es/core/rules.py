@@ -7,6 +7,13 @@ terms outside it are not (the reference code's `abcd_d_out` variants)::
 
     Δw_ij = η_ij · Σ_inner c_ij · term(o_i, o_j) + Σ_outer c_ij · term(o_i, o_j)
 
+Terms: hebb = o_i·o_j, pre = o_i, post = o_j, const = 1, and two that read more than
+the step's activities: oja = −o_j²·w_ij (Oja's forgetting term, from the weight before
+this step's change) and bcm = o_i·o_j·(o_j − θ_j) (θ_j: the post neuron's sliding
+threshold, a running mean of o_j², kept by the network: core/plasticity.py).  A term
+whose coefficient name is None has the fixed factor 1 (only η scales it): Oja's and
+BCM's rules evolve η alone.
+
 Weights are stored (out, in), so synapse (pre i, post j) lives at W[j, i].
 Every tensor here carries a leading population axis B: the update runs for the
 whole population being evaluated together.
@@ -25,8 +32,8 @@ class HebbianRule:
     """A plasticity rule.  `plastic=False` is the static-weight baseline."""
 
     name: str
-    inner: tuple[tuple[str, str], ...] = ()  # (coefficient name, term) scaled by η
-    outer: tuple[tuple[str, str], ...] = ()  # (coefficient name, term) not scaled by η
+    inner: tuple[tuple[str | None, str], ...] = ()  # (coefficient name, term) scaled by η; None: factor 1
+    outer: tuple[tuple[str | None, str], ...] = ()  # (coefficient name, term) not scaled by η
     use_eta: bool = True
 
     @property
@@ -35,8 +42,17 @@ class HebbianRule:
 
     @property
     def coefficient_names(self) -> tuple[str, ...]:
-        names = tuple(n for n, _ in self.inner) + tuple(n for n, _ in self.outer)
+        names = tuple(n for n, _ in self.inner + self.outer if n is not None)
         return names + (("eta",) if self.use_eta and self.plastic else ())
+
+    @property
+    def terms(self) -> frozenset[str]:
+        return frozenset(t for _, t in self.inner + self.outer)
+
+    @property
+    def needs_threshold(self) -> bool:
+        """The rule reads a per-post-neuron sliding threshold θ_j (BCM)."""
+        return "bcm" in self.terms
 
     @property
     def coefficients_per_synapse(self) -> int:
@@ -53,12 +69,18 @@ class HebbianRule:
         Folding reorders float operations (η·A·o_i·o_j as (η·A)·o_j·o_i), so results
         agree with the unfolded formula to rounding, not bit for bit.
         """
-        eta = coeffs[:, len(self.inner) + len(self.outer)] if self.use_eta and self.inner else None
+        named = sum(1 for n, _ in self.inner + self.outer if n is not None)
+        eta = coeffs[:, named] if self.use_eta and self.inner else None
         folded: dict[str, torch.Tensor] = {}
-        for k, (_, term) in enumerate(self.inner + self.outer):
-            c = coeffs[:, k]
-            if eta is not None and k < len(self.inner):
-                c = c * eta
+        k = 0  # index of the next named coefficient
+        for t, (name, term) in enumerate(self.inner + self.outer):
+            if name is None:  # a fixed factor 1: η alone (or 1 outside η)
+                c = eta if eta is not None and t < len(self.inner) else coeffs.new_ones(coeffs.shape[0], *coeffs.shape[2:])
+            else:
+                c = coeffs[:, k]
+                k += 1
+                if eta is not None and t < len(self.inner):
+                    c = c * eta
             folded[term] = folded[term] + c if term in folded else c.contiguous()
         return folded  # read-only from here on; a factor may share memory with `coeffs`
 
@@ -83,14 +105,36 @@ class HebbianRule:
         if "const" in folded:
             w.add_(folded["const"])
 
-    def delta(self, coeffs: torch.Tensor, pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def apply_all_(
+        out: torch.Tensor, w: torch.Tensor, folded: dict[str, torch.Tensor], pre: torch.Tensor, post: torch.Tensor,
+        theta: torch.Tensor | None = None,
+    ) -> None:
+        """out += Δw for every term, the weight-dependent ones included; `w` is the weight the
+        oja term reads (out may be w itself: the oja term is added first, elementwise, so it
+        reads each weight before this step changes it).  theta: (B, out), for the bcm term."""
+        post_b = post.unsqueeze(2)
+        if "oja" in folded:
+            out.addcmul_(folded["oja"] * post_b.square(), w, value=-1.0)
+        if "bcm" in folded:
+            assert theta is not None, "the bcm term needs the sliding threshold theta"
+            out.addcmul_(folded["bcm"] * (post * (post - theta)).unsqueeze(2), pre.unsqueeze(1))
+        HebbianRule.apply_(out, folded, pre, post)
+
+    def delta(
+        self, coeffs: torch.Tensor, pre: torch.Tensor, post: torch.Tensor,
+        w: torch.Tensor | None = None, theta: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Weight change for a population (the same arithmetic as a population's update).
 
         coeffs: (B, K, out, in) in the order of `coefficient_names`;
-        pre: (B, in); post: (B, out).  Returns (B, out, in).
+        pre: (B, in); post: (B, out); w: (B, out, in), the weights (for the oja term);
+        theta: (B, out), the sliding threshold (for the bcm term).  Returns (B, out, in).
         """
         out = coeffs.new_zeros(coeffs.shape[0], *coeffs.shape[2:])
-        self.apply_(out, self.fold(coeffs), pre, post)
+        if "oja" in self.terms and w is None:
+            raise ValueError(f"rule {self.name!r} reads the weights: pass w")
+        self.apply_all_(out, out if w is None else w, self.fold(coeffs), pre, post, theta)
         return out
 
 
@@ -109,6 +153,10 @@ RULES: dict[str, HebbianRule] = {
         inner=(("A", "hebb"), ("B", "pre"), ("C", "post"), ("D_in", "const")),
         outer=(("D_out", "const"),),
     ),
+    # Beyond the paper (docs/plasticity.md): Oja's rule Δw = η(o_i·o_j − o_j²·w_ij) and BCM
+    # Δw = η·o_i·o_j·(o_j − θ_j); each evolves η alone, per synapse.
+    "oja": HebbianRule("oja", inner=((None, "hebb"), (None, "oja"))),
+    "bcm": HebbianRule("bcm", inner=((None, "bcm"),)),
     "static": HebbianRule("static"),
 }
 
@@ -121,4 +169,10 @@ def get_rule(name: str, use_eta: bool = True) -> HebbianRule:
         raise ConfigError(f"rule.name={name!r} is not a known rule; allowed: {sorted(RULES)}") from None
     if not use_eta and rule.plastic:
         rule = HebbianRule(rule.name, rule.inner, rule.outer, use_eta=False)
+        if not rule.coefficient_names:
+            with_own = sorted(n for n, r in RULES.items() if any(c is not None for c, _ in r.inner + r.outer))
+            raise ConfigError(
+                f"rule.use_eta=false leaves rule.name={name!r} nothing to evolve (η is its only coefficient); "
+                f"use rule.use_eta=true, or a rule with coefficients of its own: {with_own}"
+            )
     return rule

@@ -17,6 +17,7 @@ from hebbian_es.core import distributions
 from hebbian_es.envs.spec import EnvSpec, build_env_spec
 from hebbian_es.errors import ConfigError
 from hebbian_es.core.network import ACTIVATIONS, ConvSpec, NetworkSpec, ParamLayout, PolicyPopulation, build_layout
+from hebbian_es.core.plasticity import DEFAULT, Plasticity, regulariser_name
 from hebbian_es.core.rules import HebbianRule, get_rule
 
 NETWORK_KINDS = ("auto", "mlp", "cnn_mlp")
@@ -34,9 +35,10 @@ class Task:
     max_steps: int
     evolved_init: DistributionConfig | None = None  # starting point of evolved weights (None: weight_init)
     l2_coefficients_only: bool = False  # the L2 term's mean(h^2) over the rule coefficients only
+    plasticity: Plasticity = DEFAULT  # modulation and shared rules (core/plasticity.py)
 
     def policy(self, params: torch.Tensor) -> PolicyPopulation:
-        return PolicyPopulation(self.network, self.rule, self.layout, params, self.weight_init)
+        return PolicyPopulation(self.network, self.rule, self.layout, params, self.weight_init, self.plasticity)
 
     def initial_center(self, seed: int) -> torch.Tensor:
         """Coefficients from `coefficient_init`; evolved weights from `evolved_init` (default: the lifetime init)."""
@@ -49,8 +51,8 @@ class Task:
 
     def counts(self) -> dict[str, int]:
         lay = self.layout
-        return {
-            "plastic_coefficients": lay.count("coefficients"),
+        counts = {
+            "plastic_coefficients": sum(b.size for b in lay.blocks if b.name.endswith(".coefficients")),
             "static_conv_params": lay.count("weights", "conv"),
             "static_fc_weights": sum(b.size for b in lay.blocks if b.name.endswith(".weight") and b.name.startswith("fc")),
             "coevolved_initial_weights": sum(b.size for b in lay.blocks if b.name.endswith("initial_weight")),
@@ -59,6 +61,27 @@ class Task:
             ),
             "evolved_total": lay.size,
         }
+        p = self.plasticity
+        if p.sharing != "none":  # what the rule would cost per synapse, and how many rules share it
+            counts["shared_rules"] = p.k
+            counts["unshared_coefficients"] = counts["plastic_synapses"] * self.rule.coefficients_per_synapse
+        if p.modulation != "none":
+            counts["modulation_weights"] = sum(b.size for b in lay.blocks if b.name.endswith(".modulation"))
+        return counts
+
+    def plasticity_summary(self) -> str | None:
+        """One line on what sharing and modulation cost, e.g. "61,440 -> 16 x 5 = 80"; None by default."""
+        p, c = self.plasticity, self.counts()
+        parts = []
+        if p.sharing != "none":
+            per = self.rule.coefficients_per_synapse
+            parts.append(
+                f"rule.sharing={p.sharing}: {c['unshared_coefficients']:,} per-synapse coefficients -> "
+                f"{p.k:,} x {per} = {p.k * per:,} shared over {c['plastic_synapses']:,} synapses"
+            )
+        if p.modulation != "none":
+            parts.append(f"rule.modulation={p.modulation}: +{c['modulation_weights']:,} modulatory weights")
+        return "; ".join(parts) or None
 
     def fingerprint(self) -> dict[str, Any]:
         """What a checkpoint must match to be loaded into this task."""
@@ -68,6 +91,8 @@ class Task:
             "fc_shapes": [list(s) for s in self.network.fc_shapes],
             "conv_shapes": [list(s) for s in self.network.conv_shapes],
             "layout": self.layout.describe(),
+            # only beyond the paper's rule, so the checkpoints of default runs keep their fingerprint
+            **({} if self.plasticity.is_default else {"plasticity": self.plasticity.fingerprint()}),
         }
 
 
@@ -121,6 +146,7 @@ def _network_spec(cfg: NetworkConfig, env: EnvSpec) -> NetworkSpec:
         output_activation=cfg.output_activation,
         normalize_weights=cfg.normalize_weights,
     )
+    regulariser_name(cfg.normalize_weights)  # an unknown regulariser is a ConfigError here
     if conv and spec.feature_size < 1:
         raise ConfigError(f"network.conv shrinks the {env.observation.shape} input to nothing")
     if cfg.input_size is not None and cfg.input_size != spec.feature_size:
@@ -203,11 +229,58 @@ def build_task(cfg: TrainConfig, phase: str = "train") -> Task:
         raise ConfigError(f"fitness.l2_params={cfg.fitness.l2_params!r}; allowed: {list(L2_PARAMS)}")
     env = build_env_spec(cfg.env)
     network = _network_spec(cfg.network, env)
-    layout = build_layout(network, rule, coevolve_initial_weights=cfg.init.coevolve)
+    plasticity = build_plasticity(cfg, network, rule)
+    layout = build_layout(network, rule, coevolve_initial_weights=cfg.init.coevolve, plasticity=plasticity)
     if layout.size == 0:
         raise ConfigError("the configuration evolves nothing: no plastic layers and no static weights")
     envs = env_variants(cfg.morphology, env, phase)
     return Task(
         envs, network, rule, layout, cfg.init, cfg.coefficient_init, cfg.env.step_limit,
         evolved_init=cfg.evolved_init, l2_coefficients_only=cfg.fitness.l2_params == "coefficients",
+        plasticity=plasticity,
     )
+
+
+def build_plasticity(cfg: TrainConfig, network: NetworkSpec, rule: HebbianRule) -> Plasticity:
+    """rule.modulation / sharing / shared_k / assignment / bcm_tau, checked (ConfigError naming the key)."""
+    from hebbian_es.core.plasticity import MODULATIONS, SHARINGS, build_assignment
+
+    r = cfg.rule
+    if r.modulation not in MODULATIONS:
+        raise ConfigError(f"rule.modulation={r.modulation!r}; allowed: {list(MODULATIONS)}")
+    if r.sharing not in SHARINGS:
+        raise ConfigError(f"rule.sharing={r.sharing!r}; allowed: {list(SHARINGS)}")
+    if not r.bcm_tau >= 1:
+        raise ConfigError(f"rule.bcm_tau={r.bcm_tau}: must be >= 1 (steps)")
+    if r.sharing == "none" and r.shared_k is not None:
+        raise ConfigError(f"rule.shared_k={r.shared_k} needs rule.sharing; allowed: {list(SHARINGS[1:])} (or rule.shared_k=null)")
+    if r.modulation == "none" and r.sharing == "none":
+        return Plasticity(bcm_tau=r.bcm_tau)
+    plastic = network.plastic_indices(rule)
+    if not plastic:
+        key, value = ("rule.modulation", r.modulation) if r.modulation != "none" else ("rule.sharing", r.sharing)
+        raise ConfigError(f"{key}={value!r} needs plasticity; rule.name={rule.name!r} has no plastic synapses (allowed: none)")
+    if r.sharing == "none":
+        return Plasticity(modulation=r.modulation, bcm_tau=r.bcm_tau)
+    shapes = [network.fc_shapes[l] for l in plastic]
+    loaded = None
+    if r.sharing == "merged":
+        loaded = _load_assignment(r.assignment, cfg.run_dir)
+    k, assignment = build_assignment(r.sharing, r.shared_k, shapes, r.sharing_seed, loaded)
+    return Plasticity(modulation=r.modulation, sharing=r.sharing, k=k, assignment=assignment, bcm_tau=r.bcm_tau)
+
+
+def _load_assignment(path: str | None, run_dir: str) -> np.ndarray:
+    """rule.assignment: an .npy of rule indices (relative paths are inside the run directory)."""
+    from pathlib import Path
+
+    if not path:
+        raise ConfigError("rule.sharing=merged needs rule.assignment=<.npy written by python -m hebbian_es.merge>")
+    full = Path(path) if Path(path).is_absolute() else Path(run_dir) / path
+    try:
+        data = np.load(full, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"rule.assignment={path!r}: cannot read {full} ({exc})") from None
+    if data.dtype.kind not in "iu":
+        raise ConfigError(f"rule.assignment={path!r}: {full} holds {data.dtype} values, not rule indices")
+    return data.astype(np.int64)

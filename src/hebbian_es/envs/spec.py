@@ -96,6 +96,7 @@ class EnvSpec:
     random_eval: bool = False  # one of morphology.random_eval's fixed random test bodies
     end_on_terminated: bool = True  # False: only truncation and early stop end an episode
     terminated_after: int | None = None  # terminated ends the episode only at steps t > this (t from 0)
+    append_reward: bool = False  # the last reward appended to the observation (envs/reward_obs.py)
 
 
 def _check_gym_id(env_id: str) -> None:
@@ -122,6 +123,10 @@ def make_gym_env(spec: EnvSpec) -> gym.Env:
     env = gym.make(spec.id, **kwargs)
     for wrapper in spec.wrappers:
         env = instantiate(wrapper, env=env)
+    if spec.append_reward:
+        from hebbian_es.envs.reward_obs import AppendReward
+
+        env = AppendReward(env)
     return env
 
 
@@ -153,6 +158,7 @@ def build_env_spec(cfg: EnvConfig) -> EnvSpec:
         solved_tolerance=cfg.solved_tolerance,
         end_on_terminated=cfg.end_on_terminated,
         terminated_after=cfg.terminated_after,
+        append_reward=cfg.observation.append_reward,
     )
     try:
         env = make_gym_env(base)
