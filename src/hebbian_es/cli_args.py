@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from omegaconf import OmegaConf
 
-from hebbian_es.errors import ConfigError
+from hebbian_es.errors import ConfigError, os_error_line
 
 T = TypeVar("T")
 
@@ -106,7 +106,7 @@ def parse(cls: type[T], argv: Sequence[str]) -> T:
 
 def main(doc: str, cls: type[T], argv: Sequence[str] | None, command: Callable[[T], Any], *, needs_args: bool = True) -> None:
     """`--help` prints the key table; no arguments where some are needed prints it and exits 2;
-    a ConfigError is one `error:` line and exit 2."""
+    a ConfigError or an OSError (read-only or full disk) is one `error:` line and exit 2."""
     args = sys.argv[1:] if argv is None else list(argv)
     if any(a in ("-h", "--help") for a in args) or (needs_args and not args):
         print(help_text(doc, cls))
@@ -117,4 +117,7 @@ def main(doc: str, cls: type[T], argv: Sequence[str] | None, command: Callable[[
         command(parse(cls, args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # a read-only or full run directory, a file gone: the system's reason, no traceback
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
         sys.exit(2)

@@ -226,6 +226,7 @@ def _ant_run(d: Path, morph: str, seed: int, shift: float, train: list[str]) -> 
     (d / "config.yaml").write_text(
         f"seed: {seed}\ngenerations: 2\nmorphology:\n  train: {train}\n  test: [standard, front_right_short, front_left_short]\n"
         "sweep:\n  name: morphology_sets_ant\n  compare: morphology\n"
+        "env: {name: ant}\nrule: {name: abcd}\nnetwork: {}\noptimizer: {}\ntest: {}\n"  # the keys every config.yaml has
     )
     (d / "status.json").write_text(json.dumps({
         "status": "finished", "sweep": {"name": "morphology_sets_ant", "compare": "morphology"},

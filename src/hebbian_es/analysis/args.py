@@ -53,6 +53,7 @@ class CommonArgs:
     early_stop: bool = key(False, "the env's early stop on (the test protocol has it off)")
     batch_size: Optional[int] = key(None, "lifetimes per rollout batch; null: the run's evaluator.batch_size", low=1)
     out: Optional[str] = key(None, "output folder; null: <run>/analysis")
+    progress: bool = key(True, "a line on stderr per batch of lifetimes: lifetimes done/total and ETA")
 
     def check(self) -> None:
         """Checks across keys, once every value has its type and range (an analysis may add some)."""

@@ -13,7 +13,9 @@ docs/analyses.md explains each plot; `analysis=<name> --help` lists one analysis
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import sys
 import time
 import typing
@@ -24,11 +26,11 @@ from typing import Sequence
 import torch
 
 from hebbian_es import cli_args
-from hebbian_es.analysis import freeze, pca, saturation, static_vs_hebbian, video, weights, zeroing
+from hebbian_es.analysis import freeze, pca, progress, saturation, static_vs_hebbian, video, weights, zeroing
 from hebbian_es.analysis.args import CommonArgs, parse
 from hebbian_es.analysis.loaded import LoadedRun
 from hebbian_es.analysis.outputs import Outputs, log_to_wandb
-from hebbian_es.errors import ConfigError, run_command
+from hebbian_es.errors import ConfigError, os_error_line, run_command
 from hebbian_es.files import write_json
 
 # analysis= name -> its module: SUMMARY (one line), Args (its keys), analyse(run, args, out)
@@ -96,11 +98,20 @@ def analyze(a: CommonArgs) -> Outputs:
     run = LoadedRun(a.run, a.checkpoint, a.seed, a.early_stop, a.bodies, a.batch_size)
     torch.set_num_threads(int(run.setting("torch_threads", default=1)))
     out_dir = Path(a.out).resolve() if a.out else run.rundir.analysis
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:  # before any lifetime runs: a read-only run directory fails now, not after the work
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write_test_{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        run.close()
+        raise ConfigError(f"out={str(out_dir)!r} cannot be written ({os_error_line(exc)}); or choose another folder with out=<dir>") from None
     out = Outputs(out_dir)
     t0 = time.perf_counter()
     try:
-        MODULES[a.analysis].analyse(run, a, out)
+        tracked = progress.Progress(a.analysis, progress.planned_lifetimes(a.analysis, run, a)) if a.progress else None
+        with progress.shown_on_stderr() if a.progress else contextlib.nullcontext(), progress.tracking(tracked):
+            MODULES[a.analysis].analyse(run, a, out)
     finally:
         run.close()
     arguments = dataclasses.asdict(a)

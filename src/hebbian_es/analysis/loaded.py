@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from hebbian_es.analysis import progress
 from hebbian_es.core.rollout import LifetimeResult, RecordSpec, run_lifetimes
 from hebbian_es.core.task import Task
 from hebbian_es.envs.spec import ActionMapper, EnvPool, EnvRunner, EnvSpec, ObservationBatcher
@@ -124,6 +125,7 @@ class LoadedRun:
             policy, runners, [int(s) for s in env_seeds], [int(s) for s in init_seeds],
             ObservationBatcher(env.observation), ActionMapper(env.action), self.task.max_steps, hooks, record,
         )
+        progress.advance(len(env_seeds), f"{self.name}/{env.name}")  # the analysis's progress line
         return result, policy
 
     def close(self) -> None:

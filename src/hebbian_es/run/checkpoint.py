@@ -6,8 +6,21 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hebbian_es.errors import ConfigError
+from hebbian_es.files import load_torch
 
 FORMAT = 1
+# What resuming reads from last.pt (run/loop.py ESRun.state_dict, plus the centre's params).
+RESUME_KEYS = ("task", "seed", "optimizer", "generation", "best", "env_steps", "wall_time", "params")
+
+
+def load_checkpoint(path: Path, fix: str) -> dict[str, Any]:
+    """A checkpoint's payload; a damaged file (truncated, garbage, empty) or one that is not a run's
+    checkpoint is a one-line ConfigError naming it and `fix`, what the user can do about it."""
+    saved = load_torch(path, fix)
+    missing = [k for k in RESUME_KEYS if k not in saved] if isinstance(saved, dict) else list(RESUME_KEYS)
+    if missing:
+        raise ConfigError(f"{path} is not a hebbian_es checkpoint (it has no {', '.join(missing)}); {fix}")
+    return saved
 
 
 def check_compatible(saved: Mapping[str, Any], expected: Mapping[str, Any], path: Path) -> None:

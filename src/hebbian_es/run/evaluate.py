@@ -4,7 +4,8 @@ The paper's test protocol (run/protocol.py) on a finished or interrupted run: N
 lifetimes of the saved centre per test env (every test body for envs with
 morphologies), each from fresh random initial weights, on env seeds disjoint from
 training and validation, no early stop unless asked.  Prints the table (Table 1 for
-the quadruped) and writes <run>/test_<checkpoint>.json.  Builds no optimiser.
+the quadruped) and writes <run>/evaluations/<checkpoint>_gen<G>_n<episodes>_seed<S>.json
+(never over the training's own test_<checkpoint>.json).  Builds no optimiser.
 """
 
 from __future__ import annotations
@@ -37,14 +38,30 @@ def evaluate(args: EvaluateArgs) -> dict[str, Any]:
     if args.episodes < 1:
         raise ConfigError(f"episodes={args.episodes}: must be >= 1")
     agent = protocol.load_agent(args.run, args.checkpoint, seed=args.seed, early_stop=args.early_stop)
+    out = agent.run.evaluation(args.checkpoint, agent.generation, args.episodes, agent.seed, args.early_stop)
+    _check_writable(out.parent)  # before the lifetimes run, not after: a refusal costs nothing
     evaluator = agent.cfg.evaluator
     if args.workers is not None:  # this command runs on one machine, whatever the run used
         evaluator = LocalEvaluatorConfig(args.workers, evaluator.batch_size, evaluator.threads_per_worker)
     results = protocol.run_protocol(evaluator, agent.task, agent.params, args.episodes, agent.seed, args.early_stop)
     results.update({"checkpoint": str(agent.checkpoint), "checkpoint_generation": agent.generation})
-    write_json(agent.run.test_results(args.checkpoint), results)
+    write_json(out, results)
     print(protocol.format_table(results))
+    print(f"wrote {out}")
     return results
+
+
+def _check_writable(folder: Any) -> None:
+    import os
+    import tempfile
+
+    try:
+        folder.mkdir(exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the evaluation into {folder}: {exc.strerror}; make the run directory writable") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

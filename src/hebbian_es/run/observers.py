@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hebbian_es.errors import ConfigError
-from hebbian_es.files import atomic_save, json_safe, remove_partial_writes
+from hebbian_es.files import atomic_save, json_safe, remove_partial_writes, storage_error, write_text_atomic
 from hebbian_es.run.checkpoint import FORMAT
 from hebbian_es.run.loop import BaseObserver, ESRun, Generation
 from hebbian_es.run.rundir import RunDir, Status, read_jsonl
@@ -36,19 +37,20 @@ class MetricsObserver(BaseObserver):
     def on_start(self, run: ESRun) -> None:
         keep_below = run.generation
         self.rd.path.mkdir(parents=True, exist_ok=True)
-        # validation after generation g's update is tagged g + 1
-        val = [r for r in read_jsonl(self.rd.validation) if int(r["generation"]) <= keep_below]
-        with open(self.rd.validation, "w") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in val)
+        # Rewritten through a rename: a kill while rewriting leaves the old rows, never none.
+        # Validation after generation g's update is tagged g + 1; the one tagged with the resumed
+        # generation is dropped too: a resumed run runs it again (train.py: it may never have run).
+        val = [r for r in read_jsonl(self.rd.validation) if int(r["generation"]) < keep_below]
+        write_text_atomic(self.rd.validation, "".join(json.dumps(r) + "\n" for r in val))
         rows = [r for r in read_jsonl(self.rd.metrics) if int(r["generation"]) < keep_below]
         self.columns = list(rows[0]) if rows else None
-        with open(self.rd.metrics, "w") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in rows)
-        with open(self.rd.metrics_csv, "w", newline="") as fh:
-            if rows:
-                writer = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(rows)
+        write_text_atomic(self.rd.metrics, "".join(json.dumps(r) + "\n" for r in rows))
+        table = io.StringIO(newline="")
+        if rows:
+            writer = csv.DictWriter(table, fieldnames=self.columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        write_text_atomic(self.rd.metrics_csv, table.getvalue())
 
     def on_generation(self, run: ESRun, gen: Generation) -> None:
         clean = json_safe(dict(gen.metrics))
@@ -102,7 +104,13 @@ class StatusObserver(BaseObserver):
         self.write(Status.RUNNING)
 
     def on_end(self, run: ESRun, status: str, error: str | None) -> None:
-        self.write(Status(status), error)
+        try:
+            self.write(Status(status), error)
+        except Exception as exc:
+            # A run already failing on a full or read-only disk cannot record it there either: the
+            # error line reports the disk.  A finished run must not end quietly without its status.
+            if status == Status.FINISHED or storage_error(exc) is None:
+                raise
 
 
 class ProgressObserver(BaseObserver):
@@ -122,7 +130,7 @@ class ProgressObserver(BaseObserver):
         m = gen.metrics
         done = int(m["generation"]) + 1
         rate = (time.monotonic() - self.started_at) / max(1, done - self.first_generation)
-        eta = _duration(rate * (run.generations - done))
+        eta = duration(rate * (run.generations - done))
         self.log.info(
             "generation %d/%d: population mean %.2f (max %.2f), centre %.2f, best centre %.2f, %s env steps/s, ETA %s",
             done, run.generations, m["pop_mean"], m["pop_max"], m["center_return"], m["best_center_return"],
@@ -136,7 +144,8 @@ class ProgressObserver(BaseObserver):
         )
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """h:mm:ss of a number of seconds (negative: 0:00:00), as progress lines show an ETA."""
     s = int(round(max(0.0, seconds)))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 

@@ -26,8 +26,7 @@ from hebbian_es.envs.spec import EnvSpec
 from hebbian_es.errors import ConfigError
 from hebbian_es.es.base import ExplicitPopulation
 from hebbian_es.es.evaluators import Episodes, make_evaluator
-from hebbian_es.files import load_torch
-from hebbian_es.run.checkpoint import check_compatible
+from hebbian_es.run.checkpoint import check_compatible, load_checkpoint
 from hebbian_es.run.rundir import RunDir
 
 log = logging.getLogger("hebbian_es")
@@ -86,8 +85,9 @@ def load_agent(
     rd = run if isinstance(run, RunDir) else RunDir.open(run, key)
     path = rd.checkpoint(which)
     cfg = test_config(config_schema.from_container(rd.read_config()), early_stop)
+    cfg = replace(cfg, run_dir=str(rd.path))  # where it is now: files it names relatively (rule.assignment) move with it
     task = build_task(cfg, phase="test")
-    saved = load_torch(path)
+    saved = load_checkpoint(path, "restore it from a good copy, or pass checkpoint=best|last for the other one")
     check_compatible(saved["task"], task.fingerprint(), path)
     params = saved["params"].detach().to(torch.float32).reshape(-1)
     return Agent(rd, cfg, task, params, path, int(saved["generation"]), cfg.seed if seed is None else int(seed))
@@ -192,7 +192,8 @@ def format_table(results: Mapping[str, Any]) -> str:
     rows = list(results["envs"].items())
     bodies = any("seen" in st for _, st in rows)
     solved = any("solved" in st for _, st in rows)
-    head = f"{'env':<22}" + (f" {'body':<7}" if bodies else "") + f" {'episodes':>8} {'mean':>10} {'sd':>9} {'min':>10} {'max':>10}"
+    # with bodies, the first column names the body and the second says whether training saw it
+    head = (f"{'body':<22} {'seen':<7}" if bodies else f"{'env':<22}") + f" {'episodes':>8} {'mean':>10} {'sd':>9} {'min':>10} {'max':>10}"
     lines = [head + (f" {'solved':>7}" if solved else "")]
     for name, st in rows:
         line = f"{name:<22}" + (f" {('seen' if st.get('seen') else 'unseen'):<7}" if bodies else "")

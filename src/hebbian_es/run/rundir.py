@@ -14,6 +14,7 @@ Training writes through it, and evaluate, analyze, report and plots read through
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -24,7 +25,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable
 
-from hebbian_es.errors import ConfigError
+from hebbian_es.errors import DISK_ERRNOS, ConfigError, os_error_line
 from hebbian_es.files import json_safe, write_json_atomic
 
 
@@ -36,6 +37,9 @@ class Status(str, Enum):
 
 
 CHECKPOINTS = ("last", "best")
+# Top-level keys every version's config.yaml has ("test" is written last): one missing means the
+# file was cut or edited, and the run's settings cannot be read back from it.
+CONFIG_KEYS = ("env", "rule", "network", "optimizer", "seed", "test")
 
 # Module paths of run directories written before the package was split into layers:
 # their config.yaml still names them (env ids, wrapper targets).
@@ -64,6 +68,10 @@ class RunDirLocked(ConfigError):
     """Another process holds the run directory's lock: it is running there now."""
 
 
+class RunDirUnwritable(ConfigError):
+    """The run directory's disk refuses writes (read-only, not this user's, full): one line, exit 2."""
+
+
 class RunLock:
     """The one-writer lock of a run directory: an OS file lock (flock) on `.lock`, held
     for the life of the run and released by any exit, SIGKILL included.  The file names
@@ -76,7 +84,15 @@ class RunLock:
     def acquire(self, wait_s: float = 0.0) -> "RunLock":
         """Take the lock; wait_s: keep trying this long before refusing (a requeued job may
         start while its pre-empted predecessor is still exiting)."""
-        fh = open(self.path, "a+")
+        try:
+            fh = open(self.path, "a+")
+        except OSError as exc:
+            if exc.errno not in DISK_ERRNOS:
+                raise
+            raise RunDirUnwritable(
+                f"run_dir={str(self.path.parent)!r} cannot be written ({os_error_line(exc)}); a run keeps its lock, "
+                "checkpoints and metrics there"
+            ) from None
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -196,6 +212,12 @@ class RunDir:
         """What the training's own test protocol wrote (test.after_fit)."""
         return self.path / f"test_{which}.json"
 
+    def evaluation(self, checkpoint: str, generation: int, episodes: int, seed: int, early_stop: bool) -> Path:
+        """What `python -m hebbian_es.evaluate` wrote: one file per question asked, never
+        over the training's test_<which>.json (the sweep report reads that one)."""
+        stop = "_early_stop" if early_stop else ""
+        return self.path / "evaluations" / f"{checkpoint}_gen{generation}_n{episodes}_seed{seed}{stop}.json"
+
     # ---- reading ----------------------------------------------------------------------------
     def checkpoint(self, which: str = "last") -> Path:
         """checkpoints/<which>.pt, or the other one if only that exists; ConfigError if neither."""
@@ -209,12 +231,34 @@ class RunDir:
         raise ConfigError(f"run={str(self.path)!r} has no checkpoints/{self.best.name} or {self.last.name}")
 
     def read_config(self) -> dict[str, Any]:
-        """config.yaml as plain data (module paths of older versions upgraded)."""
+        """config.yaml as plain data (module paths of older versions upgraded); an empty, cut or
+        unparsable file is a one-line ConfigError that says how to write it anew."""
         from omegaconf import OmegaConf
 
-        data = OmegaConf.to_container(OmegaConf.load(self.config), resolve=True)
-        assert isinstance(data, dict)
+        try:
+            data = OmegaConf.to_container(OmegaConf.load(self.config), resolve=True)
+        except OSError:
+            raise
+        except Exception as exc:  # YAML syntax, a bad interpolation: the first line says where
+            raise ConfigError(f"{self.config} is damaged ({_first_line(exc)}); {self.config_fix()}") from None
+        if not isinstance(data, dict) or not data:
+            raise ConfigError(f"{self.config} is empty; {self.config_fix()}")
+        missing = [k for k in CONFIG_KEYS if k not in data]
+        if missing:
+            raise ConfigError(f"{self.config} is incomplete (no {', '.join(missing)}); {self.config_fix()}")
         return upgrade_legacy(data)
+
+    def config_fix(self) -> str:
+        """What rewrites config.yaml: the run's own training command (status.json keeps its overrides),
+        which continues from checkpoints/last.pt and writes config.yaml anew."""
+        status = self.read_status() or {}
+        overrides = status.get("overrides") if isinstance(status.get("overrides"), list) else None
+        if overrides is None:
+            return f"run the run's training command again with hydra.run.dir={self.path}: it writes config.yaml anew"
+        import shlex
+
+        words = [o for o in map(str, overrides) if not o.startswith("hydra.run.dir=")] + [f"hydra.run.dir={self.path}"]
+        return f"write it anew by running the run's command again: python -m hebbian_es {' '.join(map(shlex.quote, words))}"
 
     def read_status(self) -> dict[str, Any] | None:
         return _read_json(self.status_file)
@@ -246,7 +290,16 @@ class RunDir:
         data.update(info or {})
         if error:
             data["error"] = error
-        write_json_atomic(self.status_file, json_safe(data))
+        try:
+            write_json_atomic(self.status_file, json_safe(data))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self.status_file.exists():
+                raise
+            # A full disk has no room for a temp copy, but the old file's own blocks take the
+            # new status (a few hundred bytes), so the run's end is still recorded.
+            with open(self.status_file, "r+") as fh:
+                fh.write(json.dumps(json_safe(data), indent=2, default=str) + "\n")
+                fh.truncate()
 
     # ---- opening ----------------------------------------------------------------------------
     @classmethod
@@ -256,6 +309,8 @@ class RunDir:
         if not rd.path.is_dir():
             raise ConfigError(f"{key}={str(run)!r} is not a directory")
         if not rd.config.exists():
+            if rd.last.exists() or rd.best.exists():  # a run whose config.yaml was lost
+                raise ConfigError(f"{key}={str(run)!r} has checkpoints but no config.yaml; {rd.config_fix()}")
             raise ConfigError(f"{key}={str(run)!r} has no config.yaml: not a hebbian_es run directory")
         return rd
 
@@ -283,6 +338,11 @@ def read_json_checked(path: Path) -> tuple[Any, str | None]:
         return json.loads(path.read_text()), None
     except (OSError, json.JSONDecodeError) as exc:
         return None, f"{path.name} unreadable ({type(exc).__name__})"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0][:150]}" if lines else type(exc).__name__
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

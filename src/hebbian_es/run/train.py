@@ -26,15 +26,15 @@ from omegaconf.errors import OmegaConfBaseException
 from hebbian_es import __version__
 from hebbian_es import config as config_schema
 from hebbian_es.core.task import build_task
-from hebbian_es.errors import ConfigError
+from hebbian_es.errors import ConfigError, disk_fix
 from hebbian_es.es import distributed, make_optimizer
 from hebbian_es.es.evaluators import make_evaluator
-from hebbian_es.files import load_torch, write_json
+from hebbian_es.files import storage_error, write_json_atomic, write_text_atomic
 from hebbian_es.run import protocol
-from hebbian_es.run.checkpoint import check_compatible
+from hebbian_es.run.checkpoint import check_compatible, load_checkpoint
 from hebbian_es.run.loop import BudgetSpent, ESRun, Interrupted, WallClockBudget
 from hebbian_es.run.observers import NO_CREDENTIALS, CheckpointObserver, MetricsObserver, ProgressObserver, StatusObserver, WandbObserver, api_key_configured
-from hebbian_es.run.rundir import RunDir, RunLock, Status
+from hebbian_es.run.rundir import RunDir, RunDirUnwritable, RunLock, Status
 
 log = logging.getLogger("hebbian_es")
 RESUME_MODES = ("auto", "never")
@@ -97,7 +97,8 @@ def resumable(run: ESRun, rundir: RunDir, resume: str) -> dict[str, Any] | None:
         return None
     if resume == "never":
         raise ConfigError(f"run_dir={str(rundir.path)!r} already holds a run and resume=never; choose another run_dir")
-    saved = load_torch(rundir.last)
+    path = rundir.last
+    saved = load_checkpoint(path, f"to start this run over, move it away (mv {path} {path}.damaged); or use another run_dir")
     check_compatible(saved["task"], run.task.fingerprint(), rundir.last)
     check_compatible({"seed": saved["seed"]}, {"seed": run.seed}, rundir.last)
     return saved
@@ -121,6 +122,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             saved = resumable(run, rundir, conf.resume)
             counts = run.task.counts()
             log.info("evolved parameters: %s", ", ".join(f"{k}={v:,}" for k, v in counts.items() if v))
+            if run.task.plasticity_summary():  # shared rules, modulation: e.g. "61,440 -> 16 x 5 = 80"
+                log.info("%s", run.task.plasticity_summary())
             log.info("rule=%s coefficients/synapse=%d, run_dir=%s", run.task.rule.name, run.task.rule.coefficients_per_synapse, rundir.path)
             rundir.path.mkdir(parents=True, exist_ok=True)
             if run.is_main and not locks:
@@ -131,9 +134,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     except Interrupted as exc:
         print(f"stopped at generation {run.generation} by {exc} (status stopped); continue with: {_resume_command(rundir)}", file=sys.stderr)
         raise SystemExit(128 + signal.Signals[str(exc)].value) from None
+    except Exception as exc:
+        err = storage_error(exc)
+        if err is None or isinstance(exc, ConfigError):
+            raise
+        raise _unwritable(rundir, err) from None  # a full or read-only disk: one line, not a traceback
     finally:
         for lock in locks:
             lock.release()  # after every observer has written the run's end
+
+
+def _unwritable(rundir: RunDir, err: OSError) -> RunDirUnwritable:
+    """One line for a write the disk refused: which file and why, what is intact, what to do."""
+    try:
+        done = int(load_checkpoint(rundir.last, "")["generation"]) if rundir.last.exists() else None
+    except (ConfigError, OSError):
+        done = None
+    kept = f"checkpoints/last.pt is intact (the run continues at generation {done})" if done is not None else "no generation is checkpointed yet"
+    return RunDirUnwritable(
+        f"cannot write {err.filename or rundir.path}: {err.strerror}; {kept}: {disk_fix(err)}, then run the same command to continue"
+    )
 
 
 def _requeue_lock_wait_s() -> float:
@@ -203,8 +223,8 @@ def _train(
         run.observers += [status, MetricsObserver(rundir), CheckpointObserver(rundir)]
         if conf.progress_bar:
             run.observers.append(ProgressObserver(log))
-        if saved is None:
-            rundir.config.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        if saved is None or not _config_readable(rundir):
+            write_text_atomic(rundir.config, OmegaConf.to_yaml(cfg, resolve=True))
     if saved is not None:
         log.info("resuming from generation %d (%s)", saved["generation"], rundir.last)
     try:
@@ -212,6 +232,7 @@ def _train(
             wandb = WandbObserver(conf.logger.wandb, container, rundir, conf.sweep.name)
             run.observers.append(wandb)
         run.start(saved)
+        _validate_resumed(run, conf)
         if run.generation < run.generations:
             _fit(run, conf)
     except BudgetSpent as exc:  # a clean stop at a generation boundary: the same command continues
@@ -231,7 +252,7 @@ def _train(
             results = run_test(run, rundir, conf, which=conf.test.checkpoint, episodes=conf.test.episodes)
             summary["test"] = protocol.table_means(results)
             if run.is_main:
-                write_json(rundir.summary, summary)
+                write_json_atomic(rundir.summary, summary)
             if wandb is not None:
                 wandb.log_test(results)
         if wandb is not None:
@@ -245,6 +266,20 @@ def _train(
     return summary
 
 
+def _config_readable(rundir: RunDir) -> bool:
+    """config.yaml of a resumed run reads back; if it went missing or was damaged, say so (the caller
+    writes it anew from this command's config, which passed the checkpoint's compatibility checks)."""
+    if not rundir.config.exists():
+        log.warning("%s is missing; writing it anew from this command's config", rundir.config)
+        return False
+    try:
+        rundir.read_config()
+        return True
+    except ConfigError as exc:
+        log.warning("%s; writing it anew from this command's config", str(exc).split("; ")[0])
+        return False
+
+
 def _failed(run: ESRun, exc: BaseException) -> None:
     # SystemExit/KeyboardInterrupt: stopped (SLURM requeue, Ctrl-C); resumable from last.pt
     stopped = isinstance(exc, (SystemExit, KeyboardInterrupt, Interrupted))
@@ -252,6 +287,15 @@ def _failed(run: ESRun, exc: BaseException) -> None:
     # A ConfigError while starting (ranks disagree) is found by every rank: leave together;
     # after any other error, don't wait for peers that may never come.
     distributed.shutdown(together=isinstance(exc, ConfigError) and not run.started)
+
+
+def _validate_resumed(run: ESRun, conf: Any) -> None:
+    """The loop validates after a generation's checkpoint, so a run killed in between would lose that
+    validation: resuming where one is due runs it first (the same lifetimes, so the same numbers; the
+    metrics observer dropped the row it may have written).  Every rank decides alike, from last.pt."""
+    val = conf.validation
+    if run.resumed_from is not None and val.episodes > 0 and run.validation_due(val.every):
+        run.validate(val.episodes)
 
 
 def _fit(run: ESRun, conf: Any) -> None:
@@ -294,7 +338,7 @@ def finish(run: ESRun, rundir: RunDir, conf: Any, counts: dict[str, int]) -> dic
         "versions": versions(),
     }
     if run.is_main:
-        write_json(rundir.summary, summary)
+        write_json_atomic(rundir.summary, summary)
     return summary
 
 
@@ -311,7 +355,7 @@ def run_test(run: ESRun, rundir: RunDir, conf: Any, which: str, episodes: int) -
     assert results is not None
     results.update({"checkpoint": str(agent.checkpoint), "checkpoint_generation": agent.generation})
     if run.is_main:
-        write_json(rundir.test_results(which), results)
+        write_json_atomic(rundir.test_results(which), results)
         print(protocol.format_table(results), file=sys.stdout)
     return results
 
