@@ -66,9 +66,11 @@ def _register_launcher() -> None:
     # Hydra finds plugins by walking hydra_plugins' directories, which misses an
     # editable install's; registering is a no-op when the scan already found it.
     from hydra.core.plugins import Plugins
+    from hydra_plugins.hebbian_es_launcher.local import LocalLauncher
     from hydra_plugins.hebbian_es_launcher.slurm import SlurmLauncher
 
     Plugins.instance().register(SlurmLauncher)
+    Plugins.instance().register(LocalLauncher)
 
 
 def _run_and_report(hydra_run_and_report: Callable[[Callable[[], Any]], Any], func: Callable[[], Any]) -> Any:
@@ -88,6 +90,11 @@ def _run_and_report(hydra_run_and_report: Callable[[Callable[[], Any]], Any], fu
                 raise
             print(f"error: {line}", file=sys.stderr)
             sys.exit(2)
+        except ConfigError as exc:  # a sweep job refused its config (single runs exit in _hydra_main)
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"error: a sweep job failed: {exc}", file=sys.stderr)
+            sys.exit(1)
 
     return hydra_run_and_report(guarded)
 

@@ -83,9 +83,9 @@ def test_the_schema_refuses_in_one_line_with_exit_2(refusals: dict[str, SimpleNa
 def test_an_unknown_group_choice_is_one_line_naming_the_allowed_configs(tmp_path: Path) -> None:
     res = _cli(tmp_path, {"unknown_choice": (["rule=nope"], "")})["unknown_choice"]
     assert res.returncode == 2
-    assert res.stderr.strip() == (
-        "error: rule=nope: no such rule config (allowed: a, abc, abcd, abcd_d_in_out, abcd_d_out, ad, static)"
-    )
+    line = res.stderr.strip()
+    assert line.startswith("error: rule=nope: no such rule config (allowed: a, abc, abcd, ") and "\n" not in line, line
+    assert line.endswith(", static)") and "oja" in line
     assert not res.run_dir.exists()
 
 

@@ -237,7 +237,7 @@ def test_evaluate_reads_the_run_back(debug_run: SimpleNamespace, capsys: pytest.
         evaluate_main([f"run={debug_run.dir}", "episodes=4", "checkpoint=last"])
     assert "cartpole" in capsys.readouterr().out  # the printed table
 
-    result = json.loads((debug_run.dir / "test_last.json").read_text())
+    result = json.loads((debug_run.dir / "evaluations" / f"last_gen{DEBUG_GENERATIONS}_n4_seed0.json").read_text())
     assert set(result) >= {"envs", "early_stop", "seed", "checkpoint", "checkpoint_generation"}
     assert result["checkpoint"].endswith("last.pt") and result["checkpoint_generation"] == DEBUG_GENERATIONS
     assert result["early_stop"] is False and result["seed"] == 0

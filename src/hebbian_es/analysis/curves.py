@@ -15,8 +15,9 @@ import numpy as np
 
 from hebbian_es.analysis.args import CommonArgs, key
 from hebbian_es.analysis.loaded import LoadedRun
-from hebbian_es.analysis.measures import Recovery, finite_stats, format_stats, pad, recovery, recovery_steps
+from hebbian_es.analysis.measures import Recovery, finite_stats, first_nonfinite, format_stats, pad, recovery, recovery_steps
 from hebbian_es.envs.spec import EnvSpec
+from hebbian_es.errors import ConfigError
 
 CSV_HEADER = ["episode", "step", "reward", "reward_unperturbed"]  # after the tag columns (run, body)
 
@@ -51,6 +52,7 @@ class Perturbation:
     hooks: Callable[[LoadedRun, Any], tuple[list[Any], tuple[int, int], dict[str, Any]]]
     # args -> one line saying what it does, for figure titles
     describe: Callable[[Any], str]
+    start_key: str = "t0"  # the key naming the window's first step, for the error line
 
     def check_runs(self, runs: Sequence[LoadedRun], a: Any) -> None:
         """The window against every analysed body of every run, before any lifetime runs."""
@@ -64,6 +66,12 @@ def perturb(run: LoadedRun, env: EnvSpec, a: Any, p: Perturbation) -> Curves:
     env_seeds, init_seeds = run.lifetimes(a.episodes)
     base, _ = run.rollout(env, run.params, env_seeds, init_seeds)
     hooks, (start, end), extra = p.hooks(run, a)
+    longest = max(first_nonfinite(row) for row in base.rewards)
+    if longest <= start:  # nothing would be perturbed: a clear line, not an empty plot
+        raise ConfigError(
+            f"{p.start_key}={start}: every lifetime on {env.name} ended before the perturbation "
+            f"(the longest ran {longest} steps); choose {p.start_key} < {longest}"
+        )
     res, _ = run.rollout(env, run.params, env_seeds, init_seeds, hooks)
     t = max(res.rewards.shape[1], base.rewards.shape[1])
     perturbed, unperturbed = pad(res.rewards, t), pad(base.rewards, t)

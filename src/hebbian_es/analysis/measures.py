@@ -91,6 +91,7 @@ def mean_curve(x: np.ndarray, smooth: int) -> np.ndarray:
 # ---- recovery ------------------------------------------------------------------------------
 NOT_RECOVERED = "not recovered before the episode ended"
 ENDED_DURING = "ended during the perturbation"
+ENDED_BEFORE = "ended before the perturbation"  # never perturbed: neither recovered nor not
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class Recovery:
     level: float  # mean per-step reward over the baseline window before the perturbation
     steps: int | None  # recovery time in steps after the perturbation ended
     at: int | None  # the step at which it counts as recovered (end + steps)
-    status: str  # "recovered", "not recovered before the episode ended", "ended during the perturbation", "no baseline"
+    status: str  # "recovered", NOT_RECOVERED, ENDED_DURING, ENDED_BEFORE, "no baseline"
 
 
 def recovery(rewards: np.ndarray, start: int, end: int, window: int = 20, baseline: int = 100) -> Recovery:
@@ -113,6 +114,8 @@ def recovery(rewards: np.ndarray, start: int, end: int, window: int = 20, baseli
     perturbation enter that window, and the window must fit in the episode."""
     r = np.asarray(rewards, dtype=np.float64)
     length = first_nonfinite(r)
+    if length <= start:  # the perturbation never happened in this lifetime
+        return Recovery(float("nan"), None, None, ENDED_BEFORE)
     pre = r[max(0, start - baseline) : start]
     if len(pre) == 0:
         return Recovery(float("nan"), None, None, "no baseline")

@@ -4,6 +4,7 @@ a few of its frames and the per-step reward."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
@@ -32,6 +33,9 @@ class FrameRecorder(EnvRunner):
     """An env runner that renders rgb_array frames after reset and after every `every`-th step."""
 
     def __init__(self, spec: EnvSpec, every: int = 1) -> None:
+        # rgb_array frames are drawn off-screen: without this, SDL probes for a display and
+        # prints "error: XDG_RUNTIME_DIR is invalid..." on headless machines, then works anyway.
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         kwargs = {**spec.make_kwargs, "render_mode": "rgb_array"}
         try:
             super().__init__(replace(spec, make_kwargs=kwargs))

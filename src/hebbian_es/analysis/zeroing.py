@@ -50,7 +50,7 @@ def describe(a: Any) -> str:
     return f"{a.fraction:.1%} of each layer's weights zeroed ({how}) at step {a.t}"
 
 
-ZEROING = Perturbation("weight_zeroing", check_window, make_hooks, describe)
+ZEROING = Perturbation("weight_zeroing", check_window, make_hooks, describe, start_key="t")
 
 
 def analyse(run: LoadedRun, a: Args, out: Outputs) -> None:
