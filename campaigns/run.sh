@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# Start or continue the quadruped campaigns (issue 13) in the background, one core each.
-#   campaigns/run.sh <minutes>     # each run stops cleanly at a generation boundary after <minutes>
-# The same command continues them, also on another machine from the committed run directories.
+# Start or continue the campaigns (issues 13 and 15) in the background, one core each.
+#   campaigns/run.sh <minutes> [name ...]   # names: abcd static carracing_abcd (default: abcd static)
+# Each run stops cleanly at a generation boundary after <minutes> (exit 3, status stopped);
+# the same command continues it, also on another machine from the committed run directories.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-60}
+shift || true
+names=("$@")
+[ ${#names[@]} -eq 0 ] && names=(abcd static)
 PY=${PY:-.venv/bin/python}
-common=(env=ant_fast optimizer.popsize=128 evaluator=serial torch_threads=1 progress_bar=false "stop_after_minutes=$minutes")
-for name in abcd static; do
+common=(evaluator=serial torch_threads=1 progress_bar=false "stop_after_minutes=$minutes")
+for name in "${names[@]}"; do
   case $name in
-    abcd) exp=ant_damage_paper ;;
-    static) exp=ant_damage_paper_static ;;
+    abcd) args=(experiment=ant_damage_paper env=ant_fast optimizer.popsize=128); dir=campaigns/ant_damage_abcd ;;
+    static) args=(experiment=ant_damage_paper_static env=ant_fast optimizer.popsize=128); dir=campaigns/ant_damage_static ;;
+    # issue 15: the paper's pixel agent on the lean renderer (same track, physics, rewards)
+    carracing_abcd) args=(experiment=carracing_paper env=carracing_fast optimizer.popsize=64 evaluator.batch_size=64); dir=campaigns/carracing_abcd ;;
+    *) echo "error: unknown campaign '$name' (allowed: abcd static carracing_abcd)" >&2; exit 2 ;;
   esac
-  dir=campaigns/ant_damage_$name
   mkdir -p "$dir"
-  setsid nohup "$PY" -m hebbian_es "experiment=$exp" "${common[@]}" "hydra.run.dir=$dir" \
+  setsid nohup "$PY" -m hebbian_es "${args[@]}" "${common[@]}" "hydra.run.dir=$dir" \
     >> "$dir/campaign.out" 2>&1 < /dev/null &
   echo "$name: pid $! -> $dir (log $dir/campaign.out)"
 done
