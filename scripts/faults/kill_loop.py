@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hebbian_es.run.rundir import read_jsonl as rows  # a torn last line is skipped
+
 RUN = ("debug=default", "validation.every=5", "validation.episodes=2", "test.after_fit=false", "progress_bar=false")
 TIMING = ("gen_seconds", "steps_per_s", "wall_time")
 # What a resumed checkpoint must share with the uninterrupted run's (wall_time and the RNG
@@ -78,21 +80,6 @@ class Trial:
 
 def temp_files(run_dir: Path) -> list[Path]:
     return sorted([*run_dir.glob("checkpoints/.*.pt.*"), *run_dir.rglob("*.tmp")])
-
-
-def rows(path: Path) -> list[dict[str, Any]]:
-    """A .jsonl file's rows (a torn last line, as a kill may leave, is skipped)."""
-    out = []
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
 
 
 def untimed(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
