@@ -106,6 +106,15 @@ def load_torch(path: Path, fix: str = "restore it from a good copy") -> Any:
         raise ConfigError(f"{path} is damaged, not a whole checkpoint ({detail}); {fix}") from None
 
 
+def probe_writable(folder: Path) -> None:
+    """Make `folder` and write and remove a file in it: OSError now if the disk refuses,
+    before a command spends its work on results it could not save."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe")
+    os.close(fd)
+    os.unlink(probe)
+
+
 def remove_partial_writes(directory: Path) -> None:
     """Temp files of an atomic_save that was killed mid-write (the real files were never touched)."""
     for tmp in Path(directory).glob(".*.pt.*"):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import sys
 import time
 import typing
@@ -31,7 +30,7 @@ from hebbian_es.analysis.args import CommonArgs, parse
 from hebbian_es.analysis.loaded import LoadedRun
 from hebbian_es.analysis.outputs import Outputs, log_to_wandb
 from hebbian_es.errors import ConfigError, os_error_line, run_command
-from hebbian_es.files import write_json
+from hebbian_es.files import probe_writable, write_json
 
 # analysis= name -> its module: SUMMARY (one line), Args (its keys), analyse(run, args, out)
 MODULES: dict[str, ModuleType] = {
@@ -99,10 +98,7 @@ def analyze(a: CommonArgs) -> Outputs:
     torch.set_num_threads(int(run.setting("torch_threads", default=1)))
     out_dir = Path(a.out).resolve() if a.out else run.rundir.analysis
     try:  # before any lifetime runs: a read-only run directory fails now, not after the work
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".write_test_{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        probe_writable(out_dir)
     except OSError as exc:
         run.close()
         raise ConfigError(f"out={str(out_dir)!r} cannot be written ({os_error_line(exc)}); or choose another folder with out=<dir>") from None

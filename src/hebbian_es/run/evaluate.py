@@ -52,14 +52,10 @@ def evaluate(args: EvaluateArgs) -> dict[str, Any]:
 
 
 def _check_writable(folder: Any) -> None:
-    import os
-    import tempfile
+    from hebbian_es.files import probe_writable
 
     try:
-        folder.mkdir(exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe")
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(folder)
     except OSError as exc:
         raise ConfigError(f"cannot write the evaluation into {folder}: {exc.strerror}; make the run directory writable") from None
 
