@@ -11,6 +11,11 @@ class ConfigError(ValueError):
     """A bad configuration value: the message names the key and the allowed values."""
 
 
+class Interrupted(Exception):
+    """SIGINT (Ctrl-C) or SIGTERM during a run, named by the signal: it stops at once, resumable
+    from checkpoints/last.pt.  (Not a KeyboardInterrupt: Lightning re-raises it instead of exiting.)"""
+
+
 # What the user can do when the file system refuses (the OSError's errno).
 _DISK_FIXES = {
     errno.ENOSPC: "free space on that disk",

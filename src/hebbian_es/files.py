@@ -9,9 +9,9 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from hebbian_es.errors import DISK_ERRNOS, ConfigError
+from hebbian_es.errors import DISK_ERRNOS, ConfigError, Interrupted
 
 
 def json_safe(value: Any) -> Any:
@@ -70,25 +70,36 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 def _raise_naming(exc: BaseException, path: Path) -> None:
     """Re-raise a failed write: as an OSError naming `path` when the disk refused it (a full disk
-    surfaces as a bare ENOSPC on close, or as torch's RuntimeError raised while handling one)."""
+    surfaces as a bare ENOSPC on close, or as torch's RuntimeError raised while handling one).
+    A stop signal that arrived mid-write is re-raised as itself: the writer's own error while
+    unwinding (torch's "unexpected pos" on closing the zip) is its consequence, not a failure."""
+    stop = _in_chain(exc, lambda e: isinstance(e, (Interrupted, KeyboardInterrupt, SystemExit)))
+    if stop is not None and stop is not exc:
+        raise stop from None
     err = storage_error(exc)
     if err is None:
         raise exc
     raise OSError(err.errno, err.strerror, str(path)) from exc
 
 
-def storage_error(exc: BaseException) -> OSError | None:
-    """The OSError of a disk that refused (full, read-only: errors.DISK_ERRNOS) behind `exc`: itself,
-    or one it was raised from or while handling; None if there is none (then it is not the disk's
-    fault, and keeps its traceback)."""
+def _in_chain(exc: BaseException, match: Callable[[BaseException], bool]) -> BaseException | None:
+    """The first exception in exc's cause/context chain (exc itself included) that `match`es."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
-        if isinstance(cur, OSError) and cur.errno in DISK_ERRNOS:
+        if match(cur):
             return cur
         seen.add(id(cur))
         cur = cur.__cause__ or cur.__context__
     return None
+
+
+def storage_error(exc: BaseException) -> OSError | None:
+    """The OSError of a disk that refused (full, read-only: errors.DISK_ERRNOS) behind `exc`: itself,
+    or one it was raised from or while handling; None if there is none (then it is not the disk's
+    fault, and keeps its traceback)."""
+    err = _in_chain(exc, lambda e: isinstance(e, OSError) and e.errno in DISK_ERRNOS)
+    return err if isinstance(err, OSError) else None
 
 
 def load_torch(path: Path, fix: str = "restore it from a good copy") -> Any:

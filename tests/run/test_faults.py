@@ -19,6 +19,7 @@ docs/reliability.md has the figures and what the user sees.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -33,8 +34,9 @@ import pytest
 import torch
 
 from hebbian_es.analysis.cli import main as analyze_main
-from hebbian_es.errors import ConfigError
-from hebbian_es.files import json_safe
+from hebbian_es.errors import ConfigError, Interrupted
+import hebbian_es.files as files_module
+from hebbian_es.files import atomic_save, json_safe
 from hebbian_es.run.evaluate import main as evaluate_main
 from hebbian_es.run.loop import ESRun
 from hebbian_es.run.observers import MetricsObserver
@@ -286,6 +288,48 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_the_run_continues_once_freed(
     fillers[0].unlink()
     train(compose_config.raw(*RUN, f"run_dir={rd.path}"))  # the same command, once there is space
     same_as(rd, whole)
+
+
+class _StoppedMidWrite(io.RawIOBase):
+    """A checkpoint file whose `n`-th write is where a Ctrl-C or SIGTERM lands (its handler raises)."""
+
+    def __init__(self, fh: Any, n: int) -> None:
+        self.fh, self.n = fh, n
+
+    def write(self, data: Any) -> int:
+        self.n -= 1
+        if self.n == 0:
+            raise Interrupted("SIGTERM")
+        return self.fh.write(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def fileno(self) -> int:
+        return self.fh.fileno()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_a_stop_signal_during_a_checkpoint_write_is_the_stop_not_a_torch_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    # torch's zip writer, unwinding from the signal's exception, raises "unexpected pos ..." of its
+    # own (CI saw it: exit 1 with that traceback); the run must see the stop (exit 143, status stopped).
+    path = tmp_path / "checkpoints" / "last.pt"
+    atomic_save({"generation": 1}, path)
+    real = os.fdopen
+    monkeypatch.setattr(files_module.os, "fdopen", lambda fd, mode: _StoppedMidWrite(real(fd, mode), n))
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        atomic_save({"centre": torch.zeros(4096), "generation": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=False) == {"generation": 1}  # the old file, whole
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temp file
 
 
 @pytest.mark.slow

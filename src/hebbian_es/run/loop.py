@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hebbian_es.core.task import TRAIN, VALIDATION, Task
-from hebbian_es.errors import ConfigError
+from hebbian_es.errors import ConfigError, Interrupted  # noqa: F401  (Interrupted: re-exported for the run layer)
 from hebbian_es.es import distributed
 from hebbian_es.es.base import ExplicitPopulation, Optimizer, PopulationWithCenter
 from hebbian_es.run.protocol import episodes_of
@@ -60,11 +60,6 @@ class BaseObserver:
 
 class BudgetSpent(Exception):
     """The run's wall-clock budget (stop_after_minutes) is spent: it stopped at a generation boundary."""
-
-
-class Interrupted(Exception):
-    """SIGINT (Ctrl-C) or SIGTERM during a run, named by the signal: it stops at once, resumable
-    from checkpoints/last.pt.  (Not a KeyboardInterrupt: Lightning re-raises it instead of exiting.)"""
 
 
 class WallClockBudget:
