@@ -207,6 +207,8 @@ class PolicyPopulation:
             else:
                 weights.append(fresh[layer])
         self.weights = weights
+        # the update's (B, out, in) temporary, one per plastic layer for the whole lifetime
+        self.scratch = {l: torch.empty_like(weights[l]) for l in self.plastic}
         self.activations = []
         # η is constant within a lifetime: fold it into the other coefficients once per lifetime
         if self.extended is None:
@@ -259,11 +261,13 @@ class PolicyPopulation:
         acts = self.activations
         if self.extended is not None:
             for layer in self.plastic:
-                self.extended.update_layer(layer, self.weights[layer], self.folded[layer], acts[layer], acts[layer + 1], self.regulariser)
+                self.extended.update_layer(
+                    layer, self.weights[layer], self.folded[layer], acts[layer], acts[layer + 1], self.regulariser, self.scratch[layer]
+                )
             return
         for layer in self.plastic:
             w = self.weights[layer]
-            self.rule.apply_(w, self.folded[layer], acts[layer], acts[layer + 1])
+            self.rule.apply_(w, self.folded[layer], acts[layer], acts[layer + 1], self.scratch[layer])
             if self.regulariser == "max_abs":
                 # max|W| per individual as max(max W, -min W): two fast reductions, no |W| temporary
                 flat = w.reshape(w.shape[0], -1)

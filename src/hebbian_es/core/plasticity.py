@@ -169,7 +169,8 @@ class PlasticState:
         self.theta = {l: torch.zeros(batch, fc_shapes[l][0]) for l in self.layers} if self.rule.needs_threshold else {}
 
     def update_layer(
-        self, layer: int, w: torch.Tensor, folded: dict[str, torch.Tensor], pre: torch.Tensor, post: torch.Tensor, mode: str
+        self, layer: int, w: torch.Tensor, folded: dict[str, torch.Tensor], pre: torch.Tensor, post: torch.Tensor, mode: str,
+        scratch: torch.Tensor | None = None,
     ) -> None:
         """One step of one plastic layer: w += m ∘ Δw(rule), then the regulariser."""
         theta = None
@@ -177,10 +178,10 @@ class PlasticState:
             theta = self.theta[layer]
             theta.add_((post.square() - theta) / self.p.bcm_tau)  # the running mean first, then Δw reads it
         if self.p.modulation == "none":
-            self.rule.apply_all_(w, w, folded, pre, post, theta)
+            self.rule.apply_all_(w, w, folded, pre, post, theta, scratch)
         else:
             delta = torch.zeros_like(w)
-            self.rule.apply_all_(delta, w, folded, pre, post, theta)
+            self.rule.apply_all_(delta, w, folded, pre, post, theta, scratch)
             w.addcmul_(delta, self.signal(layer, pre).unsqueeze(2))
         regularise_(w, mode)
 

@@ -85,18 +85,26 @@ class HebbianRule:
         return folded  # read-only from here on; a factor may share memory with `coeffs`
 
     @staticmethod
-    def apply_(w: torch.Tensor, folded: dict[str, torch.Tensor], pre: torch.Tensor, post: torch.Tensor) -> None:
+    def apply_(
+        w: torch.Tensor, folded: dict[str, torch.Tensor], pre: torch.Tensor, post: torch.Tensor,
+        scratch: torch.Tensor | None = None,
+    ) -> None:
         """w += Δw in place, with `folded` from `fold`; pre: (B, in), post: (B, out).
 
         Δw = hebb∘(post⊗pre) + pre_f∘(1⊗pre) + post_f∘(post⊗1) + const, evaluated as
         w += (hebb·post + pre_f)·pre, w += post_f·post, w += const: four passes over
         (B, out, in) memory and one temporary, which is what the per-step cost is made of.
+        scratch: a tensor shaped like w for that temporary (a lifetime reuses one instead of
+        allocating a (B, out, in) tensor every step: core/memory.py says why that matters).
         """
         pre_b = pre.unsqueeze(1)  # (B, 1, in)
         post_b = post.unsqueeze(2)  # (B, out, 1)
         hebb, pre_f = folded.get("hebb"), folded.get("pre")
         if hebb is not None:
-            t = torch.mul(hebb, post_b) if pre_f is None else torch.addcmul(pre_f, hebb, post_b)
+            if pre_f is None:
+                t = torch.mul(hebb, post_b) if scratch is None else torch.mul(hebb, post_b, out=scratch)
+            else:
+                t = torch.addcmul(pre_f, hebb, post_b) if scratch is None else torch.addcmul(pre_f, hebb, post_b, out=scratch)
             w.addcmul_(t, pre_b)
         elif pre_f is not None:
             w.addcmul_(pre_f, pre_b)
@@ -108,18 +116,19 @@ class HebbianRule:
     @staticmethod
     def apply_all_(
         out: torch.Tensor, w: torch.Tensor, folded: dict[str, torch.Tensor], pre: torch.Tensor, post: torch.Tensor,
-        theta: torch.Tensor | None = None,
+        theta: torch.Tensor | None = None, scratch: torch.Tensor | None = None,
     ) -> None:
         """out += Δw for every term, the weight-dependent ones included; `w` is the weight the
         oja term reads (out may be w itself: the oja term is added first, elementwise, so it
-        reads each weight before this step changes it).  theta: (B, out), for the bcm term."""
+        reads each weight before this step changes it).  theta: (B, out), for the bcm term;
+        scratch: as in apply_."""
         post_b = post.unsqueeze(2)
         if "oja" in folded:
             out.addcmul_(folded["oja"] * post_b.square(), w, value=-1.0)
         if "bcm" in folded:
             assert theta is not None, "the bcm term needs the sliding threshold theta"
             out.addcmul_(folded["bcm"] * (post * (post - theta)).unsqueeze(2), pre.unsqueeze(1))
-        HebbianRule.apply_(out, folded, pre, post)
+        HebbianRule.apply_(out, folded, pre, post, scratch)
 
     def delta(
         self, coeffs: torch.Tensor, pre: torch.Tensor, post: torch.Tensor,

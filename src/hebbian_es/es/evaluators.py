@@ -20,6 +20,7 @@ from hebbian_es.config import DistributedEvaluatorConfig, LocalEvaluatorConfig
 from hebbian_es.envs.spec import ActionMapper, EnvPool, ObservationBatcher
 from hebbian_es.errors import ConfigError
 from hebbian_es.es.base import Population
+from hebbian_es.core.memory import limit_heap_fragmentation
 from hebbian_es.core.rollout import RecordSpec, drawdown_after, run_lifetimes
 from hebbian_es.core.task import Task
 
@@ -54,6 +55,7 @@ class _Workspace:
     """Per-process state: the task and its env instances, kept alive across generations."""
 
     def __init__(self, task: Task) -> None:
+        limit_heap_fragmentation()  # before the first batch: large per-step tensors fragment glibc's heap
         self.task = task
         self.pool = EnvPool()
         self.observe = [ObservationBatcher(e.observation) for e in task.envs]
