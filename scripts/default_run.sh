@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/default_run}
 PY=${PY:-.venv/bin/python}
+# MKL's same-bits-on-every-CPU mode: the shipped curve then holds on whichever machine runs the test
+export MKL_CBWR=COMPATIBLE
 rm -rf "$out"
 start=$(date +%s)
 "$PY" -m hebbian_es "hydra.run.dir=$out" progress_bar=false
