@@ -32,6 +32,7 @@ import hebbian_es
 from hebbian_es import config
 from hebbian_es.es import evaluators as evaluation
 from hebbian_es.run.train import train
+from hebbian_es.run.evaluate import EvaluateArgs, evaluate
 from hebbian_es.run.evaluate import main as evaluate_main
 from hebbian_es.run.observers import MetricsObserver
 from hebbian_es.core.task import TEST, TRAIN, VALIDATION, episode_seeds
@@ -263,6 +264,8 @@ def test_evaluate_refuses_bad_arguments(debug_run: SimpleNamespace, tmp_path: Pa
         ([f"run={debug_run.dir}", "episodes=0"], "episodes="),
         ([f"run={debug_run.dir}", "bogus=1"], "bogus"),
         ([f"run={tmp_path}"], "config.yaml"),
+        ([f"run={debug_run.dir}", "env=nope"], "env=nope: neither a config of the env group"),
+        ([f"run={debug_run.dir}", "env=pendulum"], "env=pendulum: the run's network does not fit"),
     ):
         with pytest.raises(SystemExit) as exc:
             evaluate_main(argv)
@@ -270,6 +273,15 @@ def test_evaluate_refuses_bad_arguments(debug_run: SimpleNamespace, tmp_path: Pa
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and key in err, (argv, err)
     assert not (debug_run.dir / "test_worst.json").exists()
+    assert not list((debug_run.dir / "evaluations").glob("*env-*"))  # refused: nothing written
+
+
+def test_evaluate_on_another_env_config_names_its_file(debug_run: SimpleNamespace) -> None:
+    # the run's own env, named explicitly: the same lifetimes as without env=, in a file of its own
+    own = evaluate(EvaluateArgs(run=str(debug_run.dir), episodes=2))
+    named = evaluate(EvaluateArgs(run=str(debug_run.dir), episodes=2, env="cartpole"))
+    written = json.loads((debug_run.dir / "evaluations" / f"last_gen{DEBUG_GENERATIONS}_n2_seed0_env-cartpole.json").read_text())
+    assert named["envs"]["cartpole"]["returns"] == own["envs"]["cartpole"]["returns"] == written["envs"]["cartpole"]["returns"]
 
 
 # ---- kill and restart ---------------------------------------------------------------------

@@ -6,6 +6,11 @@ morphologies), each from fresh random initial weights, on env seeds disjoint fro
 training and validation, no early stop unless asked.  Prints the table (Table 1 for
 the quadruped) and writes <run>/evaluations/<checkpoint>_gen<G>_n<episodes>_seed<S>.json
 (never over the training's own test_<checkpoint>.json).  Builds no optimiser.
+
+env=<name> tests on another env config (conf/env/<name>.yaml, as shipped) with the same
+observations and actions: the transfer check of an agent trained on env=carracing_fast
+on the real CarRacing-v3 is `python -m hebbian_es.evaluate run=<dir> env=carracing`
+(written as ..._env-carracing.json).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class EvaluateArgs:
     early_stop: bool = key(False, "apply the env's early-stop rule (the protocol runs whole lifetimes)")
     seed: Optional[int] = key(None, "seed of the test lifetimes (default: the run's seed)")
     workers: Optional[int] = key(None, "worker processes (default: the run's evaluator.workers)")
+    env: Optional[str] = key(None, "test on this env config instead of the run's own (e.g. env=carracing for a carracing_fast agent)")
 
 
 def evaluate(args: EvaluateArgs) -> dict[str, Any]:
@@ -37,8 +43,8 @@ def evaluate(args: EvaluateArgs) -> dict[str, Any]:
         raise ConfigError("run=<run dir> is required")
     if args.episodes < 1:
         raise ConfigError(f"episodes={args.episodes}: must be >= 1")
-    agent = protocol.load_agent(args.run, args.checkpoint, seed=args.seed, early_stop=args.early_stop)
-    out = agent.run.evaluation(args.checkpoint, agent.generation, args.episodes, agent.seed, args.early_stop)
+    agent = protocol.load_agent(args.run, args.checkpoint, seed=args.seed, early_stop=args.early_stop, env=args.env)
+    out = agent.run.evaluation(args.checkpoint, agent.generation, args.episodes, agent.seed, args.early_stop, args.env)
     _check_writable(out.parent)  # before the lifetimes run, not after: a refusal costs nothing
     evaluator = agent.cfg.evaluator
     if args.workers is not None:  # this command runs on one machine, whatever the run used

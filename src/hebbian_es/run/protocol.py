@@ -78,19 +78,47 @@ class Agent:
 
 
 def load_agent(
-    run: str | Path | RunDir, which: str = "last", *, seed: int | None = None, early_stop: bool = False, key: str = "run"
+    run: str | Path | RunDir, which: str = "last", *, seed: int | None = None, early_stop: bool = False, key: str = "run",
+    env: str | None = None,
 ) -> Agent:
     """A run directory's `which` checkpoint on its test-phase task; one-line errors for a missing
-    directory, config or checkpoint, or a checkpoint that does not fit the config."""
+    directory, config or checkpoint, or a checkpoint that does not fit the config.  env: test on
+    that env config (conf/env/<env>.yaml, as shipped) instead of the run's own, e.g. an agent
+    trained on carracing_fast on the real CarRacing-v3 (env=carracing); its network must fit."""
     rd = run if isinstance(run, RunDir) else RunDir.open(run, key)
     path = rd.checkpoint(which)
-    cfg = test_config(config_schema.from_container(rd.read_config()), early_stop)
+    container = rd.read_config()
+    if env is not None:
+        own, other = container.get("env") or {}, env_config(env)
+        differ = sorted(k for k in set(own) | set(other) if own.get(k) != other.get(k))
+        log.info("env=%s: testing on conf/env/%s.yaml as shipped instead of the run's env (they differ in: %s)",
+                 env, env, ", ".join(differ) or "nothing")  # fmt: skip
+        container = {**container, "env": other}
+    cfg = test_config(config_schema.from_container(container), early_stop)
     cfg = replace(cfg, run_dir=str(rd.path))  # where it is now: files it names relatively (rule.assignment) move with it
     task = build_task(cfg, phase="test")
     saved = load_checkpoint(path, "restore it from a good copy, or pass checkpoint=best|last for the other one")
-    check_compatible(saved["task"], task.fingerprint(), path)
+    try:
+        check_compatible(saved["task"], task.fingerprint(), path)
+    except ConfigError as exc:
+        if env is None:
+            raise
+        raise ConfigError(f"env={env}: the run's network does not fit this env's observations and actions ({exc})") from None
     params = saved["params"].detach().to(torch.float32).reshape(-1)
     return Agent(rd, cfg, task, params, path, int(saved["generation"]), cfg.seed if seed is None else int(seed))
+
+
+def env_config(name: str) -> dict[str, Any]:
+    """conf/env/<name>.yaml as the app composes it (resolved); one line for an unknown name."""
+    from omegaconf import OmegaConf
+
+    from hebbian_es.config.messages import error_line
+
+    try:
+        composed = config_schema.compose([f"env={name}"])
+    except Exception as exc:  # Hydra's own exceptions: an unknown group choice
+        raise ConfigError(error_line(exc) or f"env={name}: {str(exc).splitlines()[0]}") from None
+    return OmegaConf.to_container(composed.env, resolve=True)  # type: ignore[return-value]
 
 
 def run_protocol(

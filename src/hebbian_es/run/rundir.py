@@ -212,11 +212,15 @@ class RunDir:
         """What the training's own test protocol wrote (test.after_fit)."""
         return self.path / f"test_{which}.json"
 
-    def evaluation(self, checkpoint: str, generation: int, episodes: int, seed: int, early_stop: bool) -> Path:
+    def evaluation(
+        self, checkpoint: str, generation: int, episodes: int, seed: int, early_stop: bool, env: str | None = None
+    ) -> Path:
         """What `python -m hebbian_es.evaluate` wrote: one file per question asked, never
-        over the training's test_<which>.json (the sweep report reads that one)."""
+        over the training's test_<which>.json (the sweep report reads that one); `env`: the
+        env config it was tested on instead of the run's own."""
         stop = "_early_stop" if early_stop else ""
-        return self.path / "evaluations" / f"{checkpoint}_gen{generation}_n{episodes}_seed{seed}{stop}.json"
+        other = f"_env-{env}" if env else ""
+        return self.path / "evaluations" / f"{checkpoint}_gen{generation}_n{episodes}_seed{seed}{stop}{other}.json"
 
     # ---- reading ----------------------------------------------------------------------------
     def checkpoint(self, which: str = "last") -> Path:
