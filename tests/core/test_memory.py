@@ -1,6 +1,6 @@
 """Every process that runs lifetimes fixes glibc's mmap threshold (core/memory.py), so a large
-tensor's memory goes back to the OS when it is freed instead of staying in a heap that batches
-of changing sizes fragment (the CarRacing campaign grew 1.5 GB a generation until OOM-killed;
+tensor's memory goes back to the OS when it is freed instead of staying in a heap that the
+per-step tensors fragment (the CarRacing campaign grew 1.5 GB a generation until OOM-killed;
 benchmarks/bench_memory.py measures the real runs).  Checked through the mechanism: a 16 MB
 tensor allocated and freed three times leaves the resident size where it was."""
 

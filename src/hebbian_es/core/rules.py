@@ -101,10 +101,8 @@ class HebbianRule:
         post_b = post.unsqueeze(2)  # (B, out, 1)
         hebb, pre_f = folded.get("hebb"), folded.get("pre")
         if hebb is not None:
-            if pre_f is None:
-                t = torch.mul(hebb, post_b) if scratch is None else torch.mul(hebb, post_b, out=scratch)
-            else:
-                t = torch.addcmul(pre_f, hebb, post_b) if scratch is None else torch.addcmul(pre_f, hebb, post_b, out=scratch)
+            # out=None allocates: the same arithmetic with or without a scratch tensor
+            t = torch.mul(hebb, post_b, out=scratch) if pre_f is None else torch.addcmul(pre_f, hebb, post_b, out=scratch)
             w.addcmul_(t, pre_b)
         elif pre_f is not None:
             w.addcmul_(pre_f, pre_b)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hebbian_es.core.task import TRAIN, VALIDATION, Task
-from hebbian_es.errors import ConfigError, Interrupted  # noqa: F401  (Interrupted: re-exported for the run layer)
+from hebbian_es.errors import ConfigError
 from hebbian_es.es import distributed
 from hebbian_es.es.base import ExplicitPopulation, Optimizer, PopulationWithCenter
 from hebbian_es.run.protocol import episodes_of

@@ -26,13 +26,13 @@ from omegaconf.errors import OmegaConfBaseException
 from hebbian_es import __version__
 from hebbian_es import config as config_schema
 from hebbian_es.core.task import build_task
-from hebbian_es.errors import ConfigError, disk_fix
+from hebbian_es.errors import ConfigError, Interrupted, disk_fix
 from hebbian_es.es import distributed, make_optimizer
 from hebbian_es.es.evaluators import make_evaluator
 from hebbian_es.files import storage_error, write_json_atomic, write_text_atomic
 from hebbian_es.run import protocol
 from hebbian_es.run.checkpoint import check_compatible, load_checkpoint
-from hebbian_es.run.loop import BudgetSpent, ESRun, Interrupted, WallClockBudget
+from hebbian_es.run.loop import BudgetSpent, ESRun, WallClockBudget
 from hebbian_es.run.observers import NO_CREDENTIALS, CheckpointObserver, MetricsObserver, ProgressObserver, StatusObserver, WandbObserver, api_key_configured
 from hebbian_es.run.rundir import RunDir, RunDirUnwritable, RunLock, Status
 
