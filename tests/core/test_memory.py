@@ -1,8 +1,9 @@
 """Every process that runs lifetimes fixes glibc's mmap threshold (core/memory.py), so a large
 tensor's memory goes back to the OS when it is freed instead of staying in a heap that the
 per-step tensors fragment (the CarRacing campaign grew 1.5 GB a generation until OOM-killed;
-benchmarks/bench_memory.py measures the real runs).  Checked through the mechanism: a 16 MB
-tensor allocated and freed three times leaves the resident size where it was."""
+benchmarks/bench_memory.py measures the real runs).  Checked through the mechanism: after a
+warm-up round, a 16 MB tensor allocated and freed three times leaves the resident size where
+it was."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ PROBE = textwrap.dedent(
         with open("/proc/self/status") as fh:
             return next(int(l.split()[1]) / 1024 for l in fh if l.startswith("VmRSS"))
 
+    # one round before the baseline: the first fill initialises torch's kernels and thread pool,
+    # a few MB that stay (7 MB on one CI machine) and are not what this measures
+    t = torch.ones(4_000_000)
+    del t
     base = rss_mb()
     for _ in range(3):
         t = torch.ones(4_000_000)  # 16 MB, touched, freed
