@@ -156,6 +156,7 @@ class PlasticState:
         self.layers = sorted(plastic)
         self.modulators = {l: blocks[f"fc{l}.modulation"] for l in self.layers} if plasticity.modulation != "none" else {}
         self.theta: dict[int, torch.Tensor] = {}
+        self.deltas: dict[int, torch.Tensor] = {}
 
     def coefficients(self, blocks: dict[str, torch.Tensor], layer: int) -> torch.Tensor:
         """(B, C, out, in) coefficients of a plastic layer: its own block, or the shared rules
@@ -167,6 +168,8 @@ class PlasticState:
     def reset(self, batch: int, fc_shapes: Sequence[tuple[int, int]]) -> None:
         # θ starts at 0: the first steps are Hebbian (Δw = η x y²) until θ has tracked y²
         self.theta = {l: torch.zeros(batch, fc_shapes[l][0]) for l in self.layers} if self.rule.needs_threshold else {}
+        # the modulated update's Δw, one buffer per layer for the lifetime (not one tensor a step)
+        self.deltas = {l: torch.empty(batch, *fc_shapes[l]) for l in self.layers} if self.p.modulation != "none" else {}
 
     def update_layer(
         self, layer: int, w: torch.Tensor, folded: dict[str, torch.Tensor], pre: torch.Tensor, post: torch.Tensor, mode: str,
@@ -180,7 +183,7 @@ class PlasticState:
         if self.p.modulation == "none":
             self.rule.apply_all_(w, w, folded, pre, post, theta, scratch)
         else:
-            delta = torch.zeros_like(w)
+            delta = self.deltas[layer].zero_()
             self.rule.apply_all_(delta, w, folded, pre, post, theta, scratch)
             w.addcmul_(delta, self.signal(layer, pre).unsqueeze(2))
         regularise_(w, mode)
