@@ -2,7 +2,8 @@
 
 Test results side by side, one column per NAME, beside the paper's Table 1 (paper=): per
 body (or env) mean ± sd over the test lifetimes, the lifetime count, and whether it counts
-as solved; the fixed random damages as the distribution of their means.  RESULTS is a run
+as solved; the fixed random damages as the distribution of their means (single-env results
+share one row, e.g. one agent on carracing_fast and on CarRacing-v3).  RESULTS is a run
 directory (its test_last.json: the training's test protocol, or a zoo entry's) or one
 results file (what `python -m hebbian_es.evaluate` wrote under <run>/evaluations/).  The
 table is printed, and written to out= as Markdown when given.
@@ -71,7 +72,12 @@ def markdown(results: Mapping[str, Mapping[str, Any]], paper: Optional[str] = No
     rows: list[str] = []
     for res in results.values():
         rows += [n for n, st in res["envs"].items() if n not in rows and not _is_random(n, res)]
-    single = len(rows) == 1
+    # single-env tasks share one row whatever each env is called (an agent tested on
+    # carracing_fast and on CarRacing-v3: the transfer check side by side)
+    single = all(len(res["envs"]) == 1 for res in results.values())
+    if single:
+        results = {name: {"envs": {" / ".join(rows): next(iter(res["envs"].values()))}} for name, res in results.items()}
+        rows = [" / ".join(rows)]
     paper_cols = PAPER[paper] if paper else {}
     head = ["body" if any("seen" in st for r in results.values() for st in r["envs"].values()) else "env", "seen?"]
     head += [f"{name} (n)" for name in results] + list(paper_cols)
