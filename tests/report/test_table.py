@@ -44,7 +44,9 @@ def test_single_env_results_share_one_row_with_the_papers_whatever_the_envs_name
     lines = markdown({"abcd": res, "on CarRacing-v3": real}, "carracing").splitlines()
     assert lines[0] == "| env | seen? | abcd (n) | on CarRacing-v3 (n) | paper: Hebbian ABCD | paper: static |"
     assert lines[2] == "| carracing_fast / carracing |  | 300.0 ± 90.0 (100) | 290.0 ± 80.0 (100) | 872 ± 11 | 711 ± 16 |"
-    assert len(lines) == 3
+    assert lines[4] == "on CarRacing-v3 − abcd: -10.0 (within one sd of abcd, 90.0)"  # the transfer check
+    far = {"envs": {"carracing": {"mean": 150.0, "sd": 80.0, "episodes": 100}}}
+    assert markdown({"abcd": res, "real": far}).splitlines()[-1] == "real − abcd: -150.0 (beyond one sd of abcd, 90.0)"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

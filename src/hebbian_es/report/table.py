@@ -3,7 +3,8 @@
 Test results side by side, one column per NAME, beside the paper's Table 1 (paper=): per
 body (or env) mean ± sd over the test lifetimes, the lifetime count, and whether it counts
 as solved; the fixed random damages as the distribution of their means (single-env results
-share one row, e.g. one agent on carracing_fast and on CarRacing-v3).  RESULTS is a run
+share one row, e.g. one agent on carracing_fast and on CarRacing-v3, and each later column
+gets a line: its difference from the first, within one sd or beyond).  RESULTS is a run
 directory (its test_last.json: the training's test protocol, or a zoo entry's) or one
 results file (what `python -m hebbian_es.evaluate` wrote under <run>/evaluations/).  The
 table is printed, and written to out= as Markdown when given.
@@ -102,7 +103,21 @@ def markdown(results: Mapping[str, Mapping[str, Any]], paper: Optional[str] = No
             )
         cells += ["—"] * len(paper_cols)  # the paper has no random damages
         lines.append("| " + " | ".join(cells) + " |")
+    if single and len(results) > 1:
+        lines += ["", *_transfer_lines(results, rows[0])]
     return "\n".join(lines) + "\n"
+
+
+def _transfer_lines(results: Mapping[str, Mapping[str, Any]], row: str) -> list[str]:
+    """Each later column against the first: the difference of means and whether it lies
+    within one standard deviation (of the first column's lifetimes): the transfer check."""
+    (first, ref), *others = [(n, r["envs"][row]) for n, r in results.items()]
+    out = []
+    for name, st in others:
+        diff = st["mean"] - ref["mean"]
+        within = abs(diff) <= ref["sd"]
+        out.append(f"{name} − {first}: {diff:+.1f} ({'within' if within else 'beyond'} one sd of {first}, {ref['sd']:.1f})")
+    return out
 
 
 def _is_random(name: str, res: Mapping[str, Any]) -> bool:
