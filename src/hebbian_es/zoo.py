@@ -62,8 +62,9 @@ def export(args: ZooArgs) -> Path:
     shutil.copy2(agent.checkpoint, dest.last)
     status = agent.run.read_status() or {}
     source = {
-        "run": str(agent.run.path), "checkpoint": agent.checkpoint.name, "generation": agent.generation,
+        "run": _shown(agent.run.path), "checkpoint": agent.checkpoint.name, "generation": agent.generation,
         "overrides": status.get("overrides"), "command": args.command, "exported": time.strftime("%Y-%m-%d"),
+        "budget": _budget(agent),
     }
     write_json(dest.path / "source.json", source)
     results = protocol.run_protocol(agent.cfg.evaluator, agent.task, agent.params, args.episodes, agent.seed, False)
@@ -74,6 +75,25 @@ def export(args: ZooArgs) -> Path:
     gif = _gif(dest, agent, args.gif_every) if args.gif else None
     (dest.path / "README.md").write_text(_readme(args.name, agent, source, table, gif, args.episodes))
     return dest.path
+
+
+def _shown(path: Path) -> str:
+    """The run's path relative to here when it lies below (campaigns/...), else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _budget(agent: Any) -> dict[str, Any] | None:
+    """What training the shipped checkpoint cost: its metrics row (the last generation it holds)."""
+    row = next((r for r in agent.run.metrics_rows() if r.get("generation") == agent.generation - 1), None)
+    if row is None:
+        return None
+    return {
+        "generations": agent.generation, "popsize": agent.cfg.optimizer.popsize,
+        "env_steps": row.get("env_steps"), "wall_time_h": round(float(row.get("wall_time", 0.0)) / 3600, 2),
+    }
 
 
 def _gif(dest: Any, agent: Any, every: int) -> str:
@@ -97,6 +117,7 @@ def _readme(name: str, agent: Any, source: dict[str, Any], table: str, gif: str 
         f"rule `{agent.task.rule.name}`, env `{agent.cfg.env.name}`, trained on "
         f"{', '.join(e.name for e in agent.task.envs if e.seen) or agent.cfg.env.name}; "
         f"checkpoint of generation {agent.generation} of `{source['run']}`.", "",
+        *([_budget_line(source["budget"]), ""] if source.get("budget") else []),
         f"Test protocol ({episodes} lifetimes per body, fresh random initial weights, no early stop):", "",
         "```", table, "```", "",
         f"Evaluate it: `python -m hebbian_es.evaluate run=zoo/{name}`; analyses: "
@@ -107,6 +128,12 @@ def _readme(name: str, agent: Any, source: dict[str, Any], table: str, gif: str 
     if gif:
         lines += ["", f"![one test lifetime]({gif})"]
     return "\n".join(lines) + "\n"
+
+
+def _budget_line(b: dict[str, Any]) -> str:
+    steps = f", {b['env_steps'] / 1e6:.1f} M env steps" if b.get("env_steps") else ""
+    return (f"Training budget: {b['generations']} generations of population {b['popsize']}{steps}, "
+            f"{b['wall_time_h']:.1f} h of training wall time.")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,9 @@ def test_export_ships_a_run_that_evaluates_to_its_own_table(tmp_path: Path, comp
     again = evaluate(EvaluateArgs(run=str(entry), episodes=3))
     assert again["envs"]["cartpole"]["returns"] == shipped["envs"]["cartpole"]["returns"]
     assert "cartpole" in (entry / "README.md").read_text()
+    budget = json.loads((entry / "source.json").read_text())["budget"]  # what the shipped checkpoint cost
+    assert budget["generations"] == shipped["checkpoint_generation"] and budget["env_steps"] > 0
+    assert f"Training budget: {budget['generations']} generations of population" in (entry / "README.md").read_text()
     with pytest.raises(ConfigError, match="exists; pass overwrite=true"):
         export(ZooArgs(run=str(run), name="cartpole_debug", zoo=str(tmp_path / "zoo"), episodes=1, gif=False))
 
