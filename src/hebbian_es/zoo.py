@@ -85,14 +85,11 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _budget(agent: Any) -> dict[str, Any] | None:
-    """What training the shipped checkpoint cost: its metrics row (the last generation it holds)."""
-    row = next((r for r in agent.run.metrics_rows() if r.get("generation") == agent.generation - 1), None)
-    if row is None:
-        return None
+def _budget(agent: Any) -> dict[str, Any]:
+    """What training the shipped checkpoint cost (the checkpoint's own counters)."""
     return {
         "generations": agent.generation, "popsize": agent.cfg.optimizer.popsize,
-        "env_steps": row.get("env_steps"), "wall_time_h": round(float(row.get("wall_time", 0.0)) / 3600, 2),
+        "env_steps": agent.env_steps, "wall_time_h": round(agent.wall_time / 3600, 2),
     }
 
 
@@ -117,7 +114,7 @@ def _readme(name: str, agent: Any, source: dict[str, Any], table: str, gif: str 
         f"rule `{agent.task.rule.name}`, env `{agent.cfg.env.name}`, trained on "
         f"{', '.join(e.name for e in agent.task.envs if e.seen) or agent.cfg.env.name}; "
         f"checkpoint of generation {agent.generation} of `{source['run']}`.", "",
-        *([_budget_line(source["budget"]), ""] if source.get("budget") else []),
+        _budget_line(source["budget"]), "",
         f"Test protocol ({episodes} lifetimes per body, fresh random initial weights, no early stop):", "",
         "```", table, "```", "",
         f"Evaluate it: `python -m hebbian_es.evaluate run=zoo/{name}`; analyses: "
@@ -131,8 +128,8 @@ def _readme(name: str, agent: Any, source: dict[str, Any], table: str, gif: str 
 
 
 def _budget_line(b: dict[str, Any]) -> str:
-    steps = f", {b['env_steps'] / 1e6:.1f} M env steps" if b.get("env_steps") else ""
-    return (f"Training budget: {b['generations']} generations of population {b['popsize']}{steps}, "
+    return (f"Training budget: {b['generations']} generations of population {b['popsize']}, "
+            f"{b['env_steps'] / 1e6:.1f} M env steps, "
             f"{b['wall_time_h']:.1f} h of training wall time.")
 
 

@@ -72,7 +72,7 @@ def markdown(results: Mapping[str, Mapping[str, Any]], paper: Optional[str] = No
     row for the random damages; one column per run, then the paper's."""
     rows: list[str] = []
     for res in results.values():
-        rows += [n for n, st in res["envs"].items() if n not in rows and not _is_random(n, res)]
+        rows += [n for n in res["envs"] if n not in rows and not _is_random(n, res)]
     # single-env tasks share one row whatever each env is called (an agent tested on
     # carracing_fast and on CarRacing-v3: the transfer check side by side)
     single = all(len(res["envs"]) == 1 for res in results.values())
@@ -84,7 +84,7 @@ def markdown(results: Mapping[str, Mapping[str, Any]], paper: Optional[str] = No
     head += [f"{name} (n)" for name in results] + list(paper_cols)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        seen = next((st.get("seen") for r in results.values() for n, st in r["envs"].items() if n == row), None)
+        seen = next((r["envs"][row].get("seen") for r in results.values() if row in r["envs"]), None)
         cells = [row, {True: "seen", False: "unseen"}.get(seen, "")]
         for res in results.values():
             st = res["envs"].get(row)

@@ -69,6 +69,8 @@ class Agent:
     checkpoint: Path
     generation: int
     seed: int
+    env_steps: int  # the training the checkpoint holds: env steps and wall time up to `generation`
+    wall_time: float
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -105,7 +107,10 @@ def load_agent(
             raise
         raise ConfigError(f"env={env}: the run's network does not fit this env's observations and actions ({exc})") from None
     params = saved["params"].detach().to(torch.float32).reshape(-1)
-    return Agent(rd, cfg, task, params, path, int(saved["generation"]), cfg.seed if seed is None else int(seed))
+    return Agent(
+        rd, cfg, task, params, path, int(saved["generation"]), cfg.seed if seed is None else int(seed),
+        int(saved["env_steps"]), float(saved["wall_time"]),
+    )
 
 
 def env_config(name: str) -> dict[str, Any]:
