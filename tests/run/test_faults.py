@@ -332,6 +332,30 @@ def test_a_stop_signal_during_a_checkpoint_write_is_the_stop_not_a_torch_error(
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temp file
 
 
+def test_a_stop_that_an_import_turns_into_another_error_is_still_the_stop(
+    tmp_path: Path, compose_config, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CI saw it: SIGINT landed while matplotlib's ft2font initialised (imported by Lightning on the
+    # first generation); the C extension turned the stop's exception into ImportError("initialization
+    # failed"), and the run exited 1 with a traceback instead of stopping (exit 130, status stopped).
+    import hebbian_es.run.train as train_module
+
+    def fit_interrupted_inside_an_import(run: ESRun, conf: Any) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # the run's handler raises Interrupted here
+        except Interrupted:
+            raise ImportError("initialization failed") from None
+
+    monkeypatch.setattr(train_module, "_fit", fit_interrupted_inside_an_import)
+    rd = RunDir(tmp_path / "run")
+    with pytest.raises(SystemExit) as exc:
+        train(compose_config.raw(*RUN, f"run_dir={rd.path}"))
+    assert exc.value.code == 128 + signal.SIGINT
+    err = capsys.readouterr().err
+    assert "stopped at generation 0 by SIGINT (status stopped); continue with: " in err, err
+    assert rd.read_status()["status"] == Status.STOPPED.value
+
+
 @pytest.mark.slow
 def test_a_full_disk_on_the_command_line_is_one_line(tmp_path: Path, tmpfs: Callable[[Path, str], Path]) -> None:
     import time

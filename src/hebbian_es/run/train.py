@@ -128,6 +128,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             rundir.path.mkdir(parents=True, exist_ok=True)
             if run.is_main and not locks:
                 locks.append(rundir.lock(announce=False))
+            # Lightning (with torchmetrics and matplotlib) is imported before the announcement, not in
+            # the middle of the first generation: a stop that lands inside a C extension's import
+            # comes out as that import's ImportError (handled below, but slower to reach).
+            import hebbian_es.run.lightning  # noqa: F401
+
             for lock in locks:
                 lock.announce()  # the checks passed: this process is the run's writer
             return _train(cfg, conf, container, run, rundir, saved, counts)
@@ -135,6 +140,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print(f"stopped at generation {run.generation} by {exc} (status stopped); continue with: {_resume_command(rundir)}", file=sys.stderr)
         raise SystemExit(128 + signal.Signals[str(exc)].value) from None
     except Exception as exc:
+        if _STOP.requested is not None:  # the stop's exception, transformed on its way (e.g. by an import)
+            print(f"stopped at generation {run.generation} by {_STOP.requested} (status stopped); continue with: {_resume_command(rundir)}", file=sys.stderr)
+            raise SystemExit(128 + signal.Signals[_STOP.requested].value) from None
         err = storage_error(exc)
         if err is None or isinstance(exc, ConfigError):
             raise
@@ -162,6 +170,17 @@ def _requeue_lock_wait_s() -> float:
     return 60.0 if os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0") else 0.0
 
 
+class _StopRequest:
+    """The signal that asked this run to stop, if one did.  Interrupted is raised wherever the main
+    thread is; inside a C extension's initialisation it comes out as another exception (matplotlib's
+    ft2font: ImportError "initialization failed"), so the handlers check this, not the type."""
+
+    requested: str | None = None
+
+
+_STOP = _StopRequest()
+
+
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[None]:
     """The first Ctrl-C (SIGINT) or SIGTERM stops the run at once (Interrupted: workers terminated,
@@ -176,16 +195,18 @@ def _stop_on_signals() -> Iterator[None]:
         os._exit(128 + signum)
 
     def first(signum: int, frame: Any) -> None:
+        _STOP.requested = signal.Signals(signum).name
         for s in taken:
             signal.signal(s, second)
         sys.excepthook = _quiet_stop(sys.excepthook)
         raise Interrupted(signal.Signals(signum).name)
 
     taken = [signal.SIGINT] + ([signal.SIGTERM] if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else [])
+    _STOP.requested = None
     previous = {s: signal.signal(s, first) for s in taken}
     try:
         yield
-    finally:
+    finally:  # _STOP keeps its value: train()'s handlers read it after this block has exited
         for s, handler in previous.items():
             signal.signal(s, handler)
 
@@ -282,7 +303,7 @@ def _config_readable(rundir: RunDir) -> bool:
 
 def _failed(run: ESRun, exc: BaseException) -> None:
     # SystemExit/KeyboardInterrupt: stopped (SLURM requeue, Ctrl-C); resumable from last.pt
-    stopped = isinstance(exc, (SystemExit, KeyboardInterrupt, Interrupted))
+    stopped = isinstance(exc, (SystemExit, KeyboardInterrupt, Interrupted)) or _STOP.requested is not None
     run.end(Status.STOPPED if stopped else Status.FAILED, f"{type(exc).__name__}: {exc}")
     # A ConfigError while starting (ranks disagree) is found by every rank: leave together;
     # after any other error, don't wait for peers that may never come.
