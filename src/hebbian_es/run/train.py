@@ -137,12 +137,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 lock.announce()  # the checks passed: this process is the run's writer
             return _train(cfg, conf, container, run, rundir, saved, counts)
     except Interrupted as exc:
-        print(f"stopped at generation {run.generation} by {exc} (status stopped); continue with: {_resume_command(rundir)}", file=sys.stderr)
-        raise SystemExit(128 + signal.Signals[str(exc)].value) from None
+        raise _stopped(run, rundir, str(exc)) from None
     except Exception as exc:
         if _STOP.requested is not None:  # the stop's exception, transformed on its way (e.g. by an import)
-            print(f"stopped at generation {run.generation} by {_STOP.requested} (status stopped); continue with: {_resume_command(rundir)}", file=sys.stderr)
-            raise SystemExit(128 + signal.Signals[_STOP.requested].value) from None
+            raise _stopped(run, rundir, _STOP.requested) from None
         err = storage_error(exc)
         if err is None or isinstance(exc, ConfigError):
             raise
@@ -150,6 +148,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     finally:
         for lock in locks:
             lock.release()  # after every observer has written the run's end
+
+
+def _stopped(run: ESRun, rundir: RunDir, signal_name: str) -> SystemExit:
+    """The one line a stopped run prints, with the command that continues it; exit 128 + signal."""
+    print(f"stopped at generation {run.generation} by {signal_name} (status stopped); continue with: {_resume_command(rundir)}", file=sys.stderr)
+    return SystemExit(128 + signal.Signals[signal_name].value)
 
 
 def _unwritable(rundir: RunDir, err: OSError) -> RunDirUnwritable:
@@ -199,7 +203,7 @@ def _stop_on_signals() -> Iterator[None]:
         for s in taken:
             signal.signal(s, second)
         sys.excepthook = _quiet_stop(sys.excepthook)
-        raise Interrupted(signal.Signals(signum).name)
+        raise Interrupted(_STOP.requested)
 
     taken = [signal.SIGINT] + ([signal.SIGTERM] if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else [])
     _STOP.requested = None
