@@ -44,7 +44,7 @@ class LoadedRun:
         self.seed: int = self.agent.seed
         self.batch_size = int(batch_size or self.setting("evaluator", "batch_size") or DEFAULT_BATCH_SIZE)
         self.envs = select_bodies(self.task.envs, bodies)
-        self.pool = EnvPool()
+        self.pool = EnvPool(max_specs=1)  # analyses go body by body; 29 MB per pybullet instance
         self.horizons: dict[str, int] = {}  # steps each body's episode can last, where an analysis asked
 
     # ---- the run's settings ------------------------------------------------------------------

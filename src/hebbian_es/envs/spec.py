@@ -13,6 +13,7 @@ import difflib
 import importlib
 import logging
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -400,16 +401,36 @@ class EnvRunner:
 
 
 class EnvPool:
-    """Env instances kept alive for the life of a process, grown on demand."""
+    """Env instances kept alive for the life of a process, grown on demand.
 
-    def __init__(self) -> None:
-        self._pool: dict[str, list[EnvRunner]] = {}
+    max_specs bounds how many distinct specs (bodies) keep their instances: asking for
+    one more closes the least recently used spec's instances first. A pybullet body costs
+    about 29 MB per instance, so the test protocol (100 lifetimes on each of 23 bodies)
+    would otherwise hold ~2,300 of them (measured: 16 GB, then the OOM killer); a new
+    instance costs ~17 ms, nothing beside the lifetimes it serves."""
+
+    def __init__(self, max_specs: int | None = None) -> None:
+        if max_specs is not None and max_specs < 1:
+            raise ValueError(f"max_specs={max_specs}: must be >= 1 or None")
+        self.max_specs = max_specs
+        self._pool: OrderedDict[str, list[EnvRunner]] = OrderedDict()
 
     def get(self, spec: EnvSpec, n: int) -> list[EnvRunner]:
-        runners = self._pool.setdefault(repr(spec), [])
+        key = repr(spec)
+        if key not in self._pool and self.max_specs is not None:
+            while len(self._pool) >= self.max_specs:
+                _, evicted = self._pool.popitem(last=False)
+                for r in evicted:
+                    r.close()
+        runners = self._pool.setdefault(key, [])
+        self._pool.move_to_end(key)
         while len(runners) < n:
             runners.append(EnvRunner(spec))
         return runners[:n]
+
+    def __len__(self) -> int:
+        """Live env instances."""
+        return sum(len(r) for r in self._pool.values())
 
     def close(self) -> None:
         for runners in self._pool.values():

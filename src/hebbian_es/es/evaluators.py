@@ -54,10 +54,10 @@ class EvalResult:
 class _Workspace:
     """Per-process state: the task and its env instances, kept alive across generations."""
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, max_specs: int | None = None) -> None:
         limit_heap_fragmentation()  # before the first batch: large per-step tensors fragment glibc's heap
         self.task = task
-        self.pool = EnvPool()
+        self.pool = EnvPool(max_specs)
         self.observe = [ObservationBatcher(e.observation) for e in task.envs]
         self.act = [ActionMapper(e.action) for e in task.envs]
         # The L2 term's entries: every parameter, or only the rule coefficients (reference code).
@@ -113,8 +113,8 @@ class _Workspace:
 class SerialEvaluator:
     """Evaluates in the calling process."""
 
-    def __init__(self, task: Task, batch_size: int) -> None:
-        self.workspace = _Workspace(task)
+    def __init__(self, task: Task, batch_size: int, max_specs: int | None = None) -> None:
+        self.workspace = _Workspace(task, max_specs)
         self.batch_size = batch_size
         self.workers = 1
 
@@ -128,12 +128,12 @@ class SerialEvaluator:
 _WORKER: _Workspace | None = None
 
 
-def _init_worker(task: Task, threads: int) -> None:
+def _init_worker(task: Task, threads: int, max_specs: int | None) -> None:
     global _WORKER
     # Ctrl-C reaches the whole process group: the main process decides (and terminates the pool).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
-    _WORKER = _Workspace(task)
+    _WORKER = _Workspace(task, max_specs)
 
 
 def _work(args: tuple[Population, list[int], Episodes, int]) -> EvalResult:
@@ -147,11 +147,11 @@ class ProcessEvaluator:
     Each worker receives the built task (pickled) once, when it starts: it neither reads
     the config nor builds an env to look at its spaces."""
 
-    def __init__(self, task: Task, workers: int, batch_size: int, threads: int) -> None:
+    def __init__(self, task: Task, workers: int, batch_size: int, threads: int, max_specs: int | None = None) -> None:
         self.workers = workers
         self.batch_size = batch_size
         ctx = mp.get_context("spawn")
-        self.pool = ctx.Pool(workers, initializer=_init_worker, initargs=(task, threads))
+        self.pool = ctx.Pool(workers, initializer=_init_worker, initargs=(task, threads, max_specs))
 
     def evaluate(self, population: Population, indices: Sequence[int], episodes: Episodes) -> EvalResult:
         indices = list(indices)
@@ -279,22 +279,27 @@ def _workers(value: Any) -> int:
     return int(value)
 
 
-def _local_evaluator(workers: int, batch_size: int, threads: int, task: Task) -> SerialEvaluator | ProcessEvaluator:
+def _local_evaluator(
+    workers: int, batch_size: int, threads: int, task: Task, max_specs: int | None = None
+) -> SerialEvaluator | ProcessEvaluator:
     if workers <= 1:
-        return SerialEvaluator(task, batch_size)
-    return ProcessEvaluator(task, workers, batch_size, threads)
+        return SerialEvaluator(task, batch_size, max_specs)
+    return ProcessEvaluator(task, workers, batch_size, threads, max_specs)
 
 
 def make_evaluator(
     cfg: LocalEvaluatorConfig | DistributedEvaluatorConfig, task: Task, phase: str = "train"
 ) -> SerialEvaluator | ProcessEvaluator | DistributedEvaluator:
     """The evaluator `cfg` describes, for the built `task` (of `phase`: its envs are the
-    phase's already; workers receive the task itself)."""
+    phase's already; workers receive the task itself). Training keeps every body's envs
+    alive across generations; the test phase, which runs one body after another, keeps only
+    the current body's (EnvPool.max_specs)."""
     from hebbian_es.es import distributed
 
+    max_specs = 1 if phase == "test" else None
     if isinstance(cfg, DistributedEvaluatorConfig) and cfg.distributed:
         info = distributed.init_process_group(cfg.backend, cfg.timeout_s)
-        local = _local_evaluator(cfg.workers_per_rank, cfg.batch_size, cfg.threads_per_worker, task)
+        local = _local_evaluator(cfg.workers_per_rank, cfg.batch_size, cfg.threads_per_worker, task, max_specs)
         return DistributedEvaluator(local, info.rank, info.world_size)
     info = distributed.rank_info()
     if info.world_size > 1:
@@ -304,4 +309,4 @@ def make_evaluator(
         )
     # evaluator=distributed with distributed=false: this process's own share only, a world of one
     workers = _workers(cfg.workers) if isinstance(cfg, LocalEvaluatorConfig) else cfg.workers_per_rank
-    return _local_evaluator(workers, cfg.batch_size, cfg.threads_per_worker, task)
+    return _local_evaluator(workers, cfg.batch_size, cfg.threads_per_worker, task, max_specs)
