@@ -67,6 +67,7 @@ def export(args: ZooArgs) -> Path:
         "budget": _budget(agent),
     }
     write_json(dest.path / "source.json", source)
+    _progress_to_stderr()  # an export at 100 lifetimes on 23 bodies takes tens of minutes: one line per body
     results = protocol.run_protocol(agent.cfg.evaluator, agent.task, agent.params, args.episodes, agent.seed, False)
     results.update({"checkpoint": "checkpoints/last.pt", "checkpoint_generation": agent.generation})
     write_json(dest.test_results("last"), results)
@@ -75,6 +76,18 @@ def export(args: ZooArgs) -> Path:
     gif = _gif(dest, agent, args.gif_every) if args.gif else None
     (dest.path / "README.md").write_text(_readme(args.name, agent, source, table, gif, args.episodes))
     return dest.path
+
+
+def _progress_to_stderr() -> None:
+    """The test protocol's per-body lines (logger hebbian_es, INFO) on stderr, unless logging is set up."""
+    import logging
+
+    logger = logging.getLogger("hebbian_es")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def _shown(path: Path) -> str:
