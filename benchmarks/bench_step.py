@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from hebbian_es import config
-from hebbian_es.envs.spec import ActionMapper, EnvPool, ObservationBatcher
+from hebbian_es.envs.runner import EnvPool
+from hebbian_es.envs.spec import ActionMapper, ObservationBatcher
 from hebbian_es.core.rollout import run_lifetimes
 from hebbian_es.core.task import build_task
 

@@ -14,7 +14,8 @@ import torch
 from hebbian_es import config
 from hebbian_es.core.rollout import run_lifetimes
 from hebbian_es.core.task import TRAIN, build_task, episode_seeds
-from hebbian_es.envs.spec import ActionMapper, EnvRunner, ObservationBatcher
+from hebbian_es.envs.runner import EnvRunner
+from hebbian_es.envs.spec import ActionMapper, ObservationBatcher
 
 pytestmark = pytest.mark.slow
 POPULATION = 6

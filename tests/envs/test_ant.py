@@ -12,7 +12,8 @@ import torch
 from hebbian_es.config import DistributionConfig, EnvConfig
 from hebbian_es.envs.ant import morphology as morph
 from hebbian_es.envs.ant.bullet import ProgressReward, SettleSteps
-from hebbian_es.envs.spec import ActionMapper, EnvRunner, ObservationBatcher, build_env_spec
+from hebbian_es.envs.runner import EnvRunner
+from hebbian_es.envs.spec import ActionMapper, ObservationBatcher, build_env_spec
 from hebbian_es.errors import ConfigError
 from hebbian_es.core.network import NetworkSpec, PolicyPopulation, build_layout
 from hebbian_es.core.rollout import run_lifetimes

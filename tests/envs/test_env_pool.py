@@ -6,21 +6,22 @@ from __future__ import annotations
 
 import pytest
 
-from hebbian_es.envs import spec as spec_module
-from hebbian_es.envs.spec import EnvPool, EnvSpec
+from hebbian_es.envs import runner as runner_module
+from hebbian_es.envs.runner import EnvPool
+from hebbian_es.envs.spec import EnvSpec
 
 
 @pytest.fixture
 def closed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the specs whose runners were closed, one entry per runner."""
     names: list[str] = []
-    original = spec_module.EnvRunner.close
+    original = runner_module.EnvRunner.close
 
-    def close(self: spec_module.EnvRunner) -> None:
+    def close(self: runner_module.EnvRunner) -> None:
         names.append(self.spec.name)
         original(self)
 
-    monkeypatch.setattr(spec_module.EnvRunner, "close", close)
+    monkeypatch.setattr(runner_module.EnvRunner, "close", close)
     return names
 
 
@@ -65,19 +66,19 @@ def test_the_test_protocol_keeps_only_the_current_bodys_envs(compose_config, mon
 
     live: list[int] = [0]
     peak: list[int] = [0]
-    init, close = spec_module.EnvRunner.__init__, spec_module.EnvRunner.close
+    init, close = runner_module.EnvRunner.__init__, runner_module.EnvRunner.close
 
-    def counted_init(self: spec_module.EnvRunner, spec: EnvSpec) -> None:
+    def counted_init(self: runner_module.EnvRunner, spec: EnvSpec) -> None:
         init(self, spec)
         live[0] += 1
         peak[0] = max(peak[0], live[0])
 
-    def counted_close(self: spec_module.EnvRunner) -> None:
+    def counted_close(self: runner_module.EnvRunner) -> None:
         live[0] -= 1
         close(self)
 
-    monkeypatch.setattr(spec_module.EnvRunner, "__init__", counted_init)
-    monkeypatch.setattr(spec_module.EnvRunner, "close", counted_close)
+    monkeypatch.setattr(runner_module.EnvRunner, "__init__", counted_init)
+    monkeypatch.setattr(runner_module.EnvRunner, "close", counted_close)
     cfg = compose_config("env=cartpole", "evaluator=serial", "evaluator.batch_size=8")
     task = build_task(cfg, phase="test")
     task = dataclasses.replace(task, envs=tuple(dataclasses.replace(task.envs[0], name=n) for n in "xyz"))

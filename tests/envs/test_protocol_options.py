@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hebbian_es.envs.ant.bullet import SettleSteps
-from hebbian_es.envs.spec import EarlyStop, EnvRunner, EnvSpec
+from hebbian_es.envs.runner import EnvRunner
+from hebbian_es.envs.spec import EarlyStop, EnvSpec
 
 
 class ScriptedEnv(gym.Env):

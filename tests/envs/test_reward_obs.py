@@ -8,7 +8,8 @@ import pytest
 
 from hebbian_es.core.task import build_task
 from hebbian_es.envs.reward_obs import AppendReward
-from hebbian_es.envs.spec import EnvRunner, ObservationBatcher
+from hebbian_es.envs.runner import EnvRunner
+from hebbian_es.envs.spec import ObservationBatcher
 from hebbian_es.errors import ConfigError
 
 

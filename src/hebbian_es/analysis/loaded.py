@@ -18,7 +18,8 @@ import torch
 from hebbian_es.analysis import progress
 from hebbian_es.core.rollout import LifetimeResult, RecordSpec, run_lifetimes
 from hebbian_es.core.task import Task
-from hebbian_es.envs.spec import ActionMapper, EnvPool, EnvRunner, EnvSpec, ObservationBatcher
+from hebbian_es.envs.runner import EnvPool, EnvRunner
+from hebbian_es.envs.spec import ActionMapper, EnvSpec, ObservationBatcher
 from hebbian_es.errors import ConfigError
 from hebbian_es.run.protocol import load_agent, test_lifetimes
 from hebbian_es.run.rundir import RunDir

@@ -14,7 +14,8 @@ from hebbian_es.analysis.args import CommonArgs, key
 from hebbian_es.analysis.loaded import LoadedRun
 from hebbian_es.analysis.outputs import Outputs, write_csv
 from hebbian_es.analysis.plots import frames_plot
-from hebbian_es.envs.spec import EnvRunner, EnvSpec
+from hebbian_es.envs.runner import EnvRunner
+from hebbian_es.envs.spec import EnvSpec
 from hebbian_es.errors import ConfigError
 
 SUMMARY = "a GIF of one lifetime with the step counter"

@@ -29,7 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from hebbian_es.envs.spec import ActionMapper, EnvRunner, ObservationBatcher
+from hebbian_es.envs.runner import EnvRunner
+from hebbian_es.envs.spec import ActionMapper, ObservationBatcher
 from hebbian_es.core.network import PolicyPopulation
 
 

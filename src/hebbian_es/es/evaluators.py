@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from hebbian_es.config import DistributedEvaluatorConfig, LocalEvaluatorConfig
-from hebbian_es.envs.spec import ActionMapper, EnvPool, ObservationBatcher
+from hebbian_es.envs.runner import EnvPool
+from hebbian_es.envs.spec import ActionMapper, ObservationBatcher
 from hebbian_es.errors import ConfigError
 from hebbian_es.es.base import Population
 from hebbian_es.core.memory import limit_heap_fragmentation
