@@ -19,7 +19,8 @@ run analysis=weight_zeroing &
 run analysis=pca &
 wait
 run analysis=weights &
-run analysis=static_vs_hebbian static=zoo/ant_damage_static &
+# on standard only: the static agent falls (its lifetime ends at t ~ 209) on the other two bodies before t0 = 300
+run analysis=static_vs_hebbian static=zoo/ant_damage_static bodies=standard &
 wait
 cp "$scratch"/*.png "$scratch"/*.json "$out"/
 ls -la "$out"
