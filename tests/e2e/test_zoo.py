@@ -60,9 +60,9 @@ def test_every_zoo_entry_loads_and_evaluates(entry: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not (ZOO / "ant_damage_abcd" / "config.yaml").exists(), reason="needs zoo/ant_damage_abcd")
 def test_an_analysis_runs_lifetime_0_as_the_test_protocol_does() -> None:
-    """The ant's first reset of an instance differs at float rounding from later ones (kept from
-    AntBulletEnv-v0), so asking a body's horizon must not reset the instance lifetime 0 runs on:
-    it did, and a one-body analysis's unperturbed lifetime 0 differed from the shipped test's."""
+    """Asking a body's horizon must not reset the instance lifetime 0 runs on: it did, and while
+    the ant's later resets differed from its first (AntBulletEnv-v0's; now reset_as_built), a
+    one-body analysis's unperturbed lifetime 0 differed from the shipped test's."""
     from hebbian_es.analysis.loaded import LoadedRun
 
     def lifetime_0(ask_horizon: bool) -> np.ndarray:

@@ -104,8 +104,8 @@ class LoadedRun:
         settling steps count inside its limit), capped by env.step_limit."""
         if env.name not in self.horizons:
             # A throwaway instance: a pooled one, once reset, would start lifetime 0 from a
-            # later reset than the test protocol's fresh instance (the ant's first reset
-            # differs at float rounding, AntBulletEnv-v0's quirk kept in envs/ant/fast.py).
+            # later reset than the test protocol's fresh instance, which matters for any env
+            # whose reset depends on its history (the ant's did: reset_as_built=false).
             runner = EnvRunner(env)
             try:
                 runner.reset(int(self.lifetimes(1)[0][0]))

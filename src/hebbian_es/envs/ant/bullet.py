@@ -3,6 +3,11 @@
 `gym.make("hebbian_es.envs.ant:MorphAnt-v0", damages=[...])` is AntBulletEnv-v0 whose
 body comes from a generated MJCF file; `random_damage={...}` draws a new damage
 from the reset seed every episode (the env is rebuilt only when the body changes).
+`reset_as_built=True` (default): every reset is the first reset of a newly built env, as in
+the reference code, which makes a new env for each lifetime (AntBulletEnv-v0 itself adds the
+floor to the parts whose mean is `body_xyz` at the end of its first reset, so a reused env's
+later episodes start differently; then a lifetime's numbers depend on what ran before it on
+that instance, and a resumed training run would not equal an uninterrupted one).
 Wrappers set in conf/env/ant.yaml make the walked distance the reward
 (`ProgressReward`) and take the reference code's zero-action settling steps
 (`SettleSteps`).
@@ -32,7 +37,8 @@ def _ant_env(damages: Sequence[Damage], render_mode: str | None) -> gym.Env:
 
 class AntBodyEnv(gym.Env):
     """What both quadruped envs (MorphAnt-v0, FastAnt-v0) take: fixed damages, a random
-    damage per episode, and rgb_array rendering."""
+    damage per episode, rgb_array rendering, and whether every reset is an env's first
+    (reset_as_built; False: AntBulletEnv-v0's own later resets, the floor among the parts)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 60}
 
@@ -41,8 +47,10 @@ class AntBodyEnv(gym.Env):
         damages: Sequence[Mapping[str, Any]] | None = None,
         random_damage: Mapping[str, Any] | None = None,
         render_mode: str | None = None,
+        reset_as_built: bool = True,
     ) -> None:
         self.render_mode = render_mode
+        self.reset_as_built = bool(reset_as_built)
         self.body = BodyChoice(damages, random_damage)
         self._setup()
 
@@ -64,6 +72,9 @@ class MorphAntEnv(AntBodyEnv):
             if self.body.redraw(seed):
                 self.inner.close()
                 self.inner = _ant_env(self.body.damages, self.render_mode)
+            if self.reset_as_built and self.inner.robot.parts is not None:
+                # the floor joins the parts (and body_xyz's mean) again at the end of this reset
+                self.inner.robot.parts.pop("floor", None)
             obs, info = self.inner.reset(seed=seed, options=options)
         info["damages"] = self.body.info()
         return obs, info

@@ -26,7 +26,8 @@ Quirks of AntBulletEnv-v0 kept on purpose, because they change numbers:
   parts include the floor (pybullet_envs_gymnasium adds it to the robot's part
   dict), so the first reset of a (re)built body averages 21 points, every later
   state 22 (floor at the origin): the first episode's reset observation and first
-  progress differ from a later episode's with the same seed.
+  progress differ from a later episode's with the same seed.  With reset_as_built (the
+  default) every reset is a first one, as in the reference code's new env per lifetime.
 * The feet contacts in an observation are those found at the previous step (the
   env updates them after building the observation); zeros after a reset.
 * The electricity cost uses the raw action, the torque the clipped one.
@@ -250,6 +251,8 @@ class FastAntEnv(AntBodyEnv):
             )  # fmt: skip
         self._feet_contact = [0.0] * 4
         self._initial_z = None
+        if self.reset_as_built:
+            self._with_floor = False  # as on a newly built world (MorphAntEnv pops the floor part)
         state = self._calc_state()
         self._potential = -self._walk_target_dist / DT
         self._with_floor = True
