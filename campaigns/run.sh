@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start or continue the campaigns (issues 13 and 15) in the background, one core each.
-#   campaigns/run.sh <minutes> [name ...]   # names: abcd static carracing_abcd carracing_abcd_pop64 (default: abcd static)
+#   [WORKERS=k] campaigns/run.sh <minutes> [name ...]   # names: abcd static carracing_abcd carracing_abcd_pop64 (default: abcd static)
 # Each run stops cleanly at a generation boundary after <minutes> (exit 3, status stopped);
 # the same command continues it, also on another machine from the committed run directories.
 set -euo pipefail
@@ -10,7 +10,10 @@ shift || true
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(abcd static)
 PY=${PY:-.venv/bin/python}
-common=(evaluator=serial torch_threads=1 progress_bar=false "stop_after_minutes=$minutes")
+# WORKERS=k: one run on k worker processes (evaluator=local; the same centre, generation for
+# generation, as serial: tests/es/test_evaluation.py), e.g. when a single campaign has the machine to itself
+if [ "${WORKERS:-1}" -gt 1 ]; then evaluator=(evaluator=local "evaluator.workers=$WORKERS"); else evaluator=(evaluator=serial); fi
+common=("${evaluator[@]}" torch_threads=1 progress_bar=false "stop_after_minutes=$minutes")
 for name in "${names[@]}"; do
   case $name in
     abcd) args=(experiment=ant_damage_paper env=ant_fast optimizer.popsize=128); dir=campaigns/ant_damage_abcd ;;

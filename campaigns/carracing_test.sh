@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The CarRacing result (issue 15): the trained campaign becomes a zoo entry (its last
+# checkpoint, the 100-lifetime test protocol on env=carracing_fast, a GIF), is tested again
+# with 100 lifetimes on the real CarRacing-v3 (the transfer check), and both go beside the
+# paper's 872 ± 11 / 711 ± 16 in docs/results/carracing/ with the training curve.
+#   campaigns/carracing_test.sh [episodes] [workers]      (default 100, 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+episodes=${1:-100}
+workers=${2:-2}
+PY=${PY:-.venv/bin/python}
+export MKL_CBWR=COMPATIBLE  # the shipped tables then re-evaluate to the same bits on any CPU (docs/protocol.md)
+out=docs/results/carracing
+mkdir -p "$out"
+trained="python -m hebbian_es experiment=carracing_paper env=carracing_fast evaluator=serial torch_threads=1 hydra.run.dir=campaigns/carracing_abcd (in pieces: campaigns/run.sh <minutes> carracing_abcd; from generation 158 on 2 workers: WORKERS=2 campaigns/run.sh <minutes> carracing_abcd)"
+"$PY" -m hebbian_es.zoo run=campaigns/carracing_abcd name=carracing_abcd "episodes=$episodes" overwrite=true \
+  "command=$trained" > "$out/test_fast.txt" 2>&1
+# the same agent, the same test lifetimes (seeds), on gymnasium's own CarRacing-v3
+"$PY" -m hebbian_es.evaluate run=zoo/carracing_abcd env=carracing "episodes=$episodes" "workers=$workers" \
+  > "$out/test_real.txt" 2>&1
+real=$(ls -t zoo/carracing_abcd/evaluations/*_n"$episodes"_*_env-carracing.json | head -1)
+"$PY" -m hebbian_es.report.table carracing_fast=zoo/carracing_abcd "CarRacing-v3=$real" paper=carracing out="$out/table.md"
+"$PY" -m hebbian_es.plots "$out/curve.png" hebbian=campaigns/carracing_abcd
+cp campaigns/carracing_abcd/metrics.csv "$out/metrics.csv"
+cp campaigns/carracing_abcd/validation.jsonl "$out/validation.jsonl"
