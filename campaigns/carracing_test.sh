@@ -23,3 +23,9 @@ real=$(ls -t zoo/carracing_abcd/evaluations/*_n"$episodes"_*_env-carracing.json 
 "$PY" -m hebbian_es.plots "$out/curve.png" hebbian=campaigns/carracing_abcd
 cp campaigns/carracing_abcd/metrics.csv "$out/metrics.csv"
 cp campaigns/carracing_abcd/validation.jsonl "$out/validation.jsonl"
+# the same lifetimes with the training's early stop (more than 20 consecutive negative-reward
+# steps end a lifetime), as the reference code's evaluate_hebb.py runs them (docs/protocol.md)
+"$PY" -m hebbian_es.evaluate run=zoo/carracing_abcd early_stop=true "episodes=$episodes" "workers=$workers" \
+  > "$out/test_fast_early_stop.txt" 2>&1
+"$PY" -m hebbian_es.evaluate run=zoo/carracing_abcd env=carracing early_stop=true "episodes=$episodes" "workers=$workers" \
+  > "$out/test_real_early_stop.txt" 2>&1

@@ -24,6 +24,11 @@ Re-recorded, with the reason:
   runs with MKL_CBWR=COMPATIBLE (MKL's same-bits-on-every-CPU mode); the six other cases gave
   their recorded outputs unchanged under it, ant_bodies was re-recorded (same centre, same
   keys; metrics and test values moved).
+- ant_bodies (session 8): every quadruped reset is now a newly built env's first
+  (`env.make_kwargs.reset_as_built`, default true, as the reference code's new env per
+  lifetime), so generation 1's lifetimes on reused instances start differently.  With
+  `env.make_kwargs.reset_as_built=false` the new code reproduces the earlier recording
+  exactly (checked when re-recording: metrics, test table and centre).
 """
 
 from __future__ import annotations
