@@ -18,7 +18,7 @@ trained="python -m hebbian_es experiment=carracing_paper env=carracing_fast eval
 # the same agent, the same test lifetimes (seeds), on gymnasium's own CarRacing-v3
 "$PY" -m hebbian_es.evaluate run=zoo/carracing_abcd env=carracing "episodes=$episodes" "workers=$workers" \
   > "$out/test_real.txt" 2>&1
-real=$(ls -t zoo/carracing_abcd/evaluations/*_n"$episodes"_*_env-carracing.json | head -1)
+real=$(sed -n 's/^wrote //p' "$out/test_real.txt" | tail -1)  # the results file evaluate names (RunDir.evaluation)
 "$PY" -m hebbian_es.report.table carracing_fast=zoo/carracing_abcd "CarRacing-v3=$real" paper=carracing out="$out/table.md"
 "$PY" -m hebbian_es.plots "$out/curve.png" hebbian=campaigns/carracing_abcd
 cp campaigns/carracing_abcd/metrics.csv "$out/metrics.csv"

@@ -12,6 +12,7 @@ names=("$@")
 PY=${PY:-.venv/bin/python}
 # WORKERS=k: one run on k worker processes (evaluator=local; the same centre, generation for
 # generation, as serial: tests/es/test_evaluation.py), e.g. when a single campaign has the machine to itself
+case ${WORKERS:-1} in ''|*[!0-9]*|0) echo "error: WORKERS='$WORKERS' (allowed: a positive integer)" >&2; exit 2 ;; esac
 if [ "${WORKERS:-1}" -gt 1 ]; then evaluator=(evaluator=local "evaluator.workers=$WORKERS"); else evaluator=(evaluator=serial); fi
 common=("${evaluator[@]}" torch_threads=1 progress_bar=false "stop_after_minutes=$minutes")
 for name in "${names[@]}"; do
