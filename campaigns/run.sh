@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start or continue the campaigns (issues 13 and 15) in the background, one core each.
-#   [WORKERS=k] campaigns/run.sh <minutes> [name ...]   # names: abcd static carracing_abcd carracing_abcd_pop64 (default: abcd static)
+#   [WORKERS=k] campaigns/run.sh <minutes> [name ...]   # names: abcd static carracing_abcd carracing_static carracing_abcd_pop64 (default: abcd static)
 # Each run stops cleanly at a generation boundary after <minutes> (exit 3, status stopped);
 # the same command continues it, also on another machine from the committed run directories.
 set -euo pipefail
@@ -21,9 +21,11 @@ for name in "${names[@]}"; do
     static) args=(experiment=ant_damage_paper_static env=ant_fast optimizer.popsize=128); dir=campaigns/ant_damage_static ;;
     # issue 15: the paper's pixel agent on the lean renderer (same track, physics, rewards), the
     # paper's population of 200 (the first try, population 64, did not learn: campaigns/README.md)
-    carracing_abcd) args=(experiment=carracing_paper env=carracing_fast); dir=campaigns/carracing_abcd ;;
+    # issue 24: 300 generations, the reference README's CarRacing budget, for both Table 1 agents
+    carracing_abcd) args=(experiment=carracing_paper env=carracing_fast generations=300); dir=campaigns/carracing_abcd ;;
+    carracing_static) args=(experiment=carracing_paper_static env=carracing_fast generations=300); dir=campaigns/carracing_static ;;
     carracing_abcd_pop64) args=(experiment=carracing_paper env=carracing_fast optimizer.popsize=64 evaluator.batch_size=64); dir=campaigns/carracing_abcd_pop64 ;;
-    *) echo "error: unknown campaign '$name' (allowed: abcd static carracing_abcd carracing_abcd_pop64)" >&2; exit 2 ;;
+    *) echo "error: unknown campaign '$name' (allowed: abcd static carracing_abcd carracing_static carracing_abcd_pop64)" >&2; exit 2 ;;
   esac
   mkdir -p "$dir"
   setsid nohup "$PY" -m hebbian_es "${args[@]}" "${common[@]}" "hydra.run.dir=$dir" \

@@ -267,6 +267,9 @@ class FitnessConfig:
 class ValidationConfig:
     every: int = 10  # evaluate the centre every k generations (0: never) ...
     episodes: int = 5  # ... on this many fresh lifetimes
+    # keep the validated centre's checkpoint (checkpoints/validation/gen<g>.pt) at every
+    # validation, so a checkpoint can be selected by validation afterwards (docs/protocol.md)
+    keep_checkpoints: bool = True
 
 
 @dataclass

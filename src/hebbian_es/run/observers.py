@@ -73,10 +73,13 @@ class MetricsObserver(BaseObserver):
 
 
 class CheckpointObserver(BaseObserver):
-    """checkpoints/last.pt every generation and checkpoints/best.pt for the best centre, atomically."""
+    """checkpoints/last.pt every generation and checkpoints/best.pt for the best centre, atomically;
+    keep_validated: also the centre of every validation (checkpoints/validation/gen<g>.pt), the
+    candidates of a selection by validation."""
 
-    def __init__(self, rundir: RunDir) -> None:
+    def __init__(self, rundir: RunDir, keep_validated: bool = False) -> None:
         self.rd = rundir
+        self.keep_validated = keep_validated
 
     def payload(self, run: ESRun, state: Any, params: Any) -> dict[str, Any]:
         return {"format": FORMAT, **run.state_dict(state), "params": params.clone()}
@@ -88,6 +91,11 @@ class CheckpointObserver(BaseObserver):
         if gen.new_best:  # the centre that earned it, with the state it was asked from
             atomic_save(self.payload(run, gen.asked_state, gen.center), self.rd.best)
         atomic_save(self.payload(run, run.state, run.optimizer.center(run.state)), self.rd.last)
+
+    def on_validation(self, run: ESRun, metrics: Mapping[str, Any]) -> None:
+        if self.keep_validated:  # the centre validated: that of run.state (ESRun.validate)
+            path = self.rd.validation_checkpoint(int(metrics["generation"]))
+            atomic_save(self.payload(run, run.state, run.optimizer.center(run.state)), path)
 
 
 class StatusObserver(BaseObserver):

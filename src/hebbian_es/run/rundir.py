@@ -7,6 +7,7 @@ Training writes through it, and evaluate, analyze, report and plots read through
   metrics.jsonl/.csv     one row per generation
   validation.jsonl       the centre on fresh lifetimes every k generations
   checkpoints/last.pt    every generation, atomically; checkpoints/best.pt: best centre
+  checkpoints/validation/gen<g>.pt  the centre validated at generation g (validation.keep_checkpoints)
   summary.json           counts, budget, versions, test means
   test_<last|best>.json  the test protocol run at the end of training
   fitness_curve.png, train.log, train.rank<k>.log, analysis/, wandb/
@@ -187,6 +188,23 @@ class RunDir:
     @property
     def best(self) -> Path:
         return self.checkpoints / "best.pt"
+
+    @property
+    def validation_checkpoints_dir(self) -> Path:
+        return self.checkpoints / "validation"
+
+    def validation_checkpoint(self, generation: int) -> Path:
+        """The checkpoint of the centre validated at `generation` (tagged as in validation.jsonl)."""
+        return self.validation_checkpoints_dir / f"gen{int(generation):05d}.pt"
+
+    def validation_checkpoints(self) -> dict[int, Path]:
+        """generation -> checkpoint of every validation whose centre was kept, in generation order."""
+        found = {}
+        for path in sorted(self.validation_checkpoints_dir.glob("gen*.pt")):
+            digits = path.stem[3:]
+            if digits.isdigit():
+                found[int(digits)] = path
+        return dict(sorted(found.items()))
 
     @property
     def analysis(self) -> Path:

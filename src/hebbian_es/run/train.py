@@ -245,7 +245,7 @@ def _train(
     wandb = None
     if run.is_main:  # distributed runs: rank 0 alone writes
         status = StatusObserver(rundir, _status_info(conf))
-        run.observers += [status, MetricsObserver(rundir), CheckpointObserver(rundir)]
+        run.observers += [status, MetricsObserver(rundir), CheckpointObserver(rundir, conf.validation.keep_checkpoints)]
         if conf.progress_bar:
             run.observers.append(ProgressObserver(log))
         if saved is None or not _config_readable(rundir):
