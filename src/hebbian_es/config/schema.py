@@ -261,6 +261,10 @@ class FitnessConfig:
     # all: h = every evolved parameter; coefficients: the Hebbian coefficients only (the reference
     # code: conv and co-evolved weights go unpenalised, and a static run has no penalty)
     l2_params: str = "all"
+    # which lifetimes the members of a generation meet: common (the same ones for every member:
+    # common random numbers, this project's default) | per_candidate (each its own tracks and
+    # initial weights, as the reference code draws them)
+    draws: str = "common"
 
 
 @dataclass
