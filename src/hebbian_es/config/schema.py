@@ -75,6 +75,9 @@ class EnvConfig:
     solved_tolerance: float = 10.0
     reward_label: str = "reward"  # what a per-step reward is called in analysis plots
     wrappers: List[Any] = field(default_factory=list)  # Hydra `_target_` entries, applied in order
+    # <module>:<Class> of a batched numpy env equal to this gymnasium env step for step
+    # (hebbian_es.envs.vector): the lifetimes of a batch are stepped as arrays; null: one gymnasium env each
+    vector: Optional[str] = None
     observation: ObservationConfig = field(default_factory=ObservationConfig)
     action: ActionConfig = field(default_factory=ActionConfig)
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
