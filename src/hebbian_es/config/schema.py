@@ -248,6 +248,20 @@ class MorphologyConfig:
     random_eval: RandomEvalConfig = field(default_factory=RandomEvalConfig)
 
 
+@dataclass
+class VariationConfig:
+    """Hidden per-lifetime variation (hebbian_es.envs.variation): the cheap analogue of the
+    quadruped's bodies, for envs with a batched implementation (env.vector)."""
+
+    train: List[str] = field(default_factory=lambda: ["random"])  # presets, or random: drawn per lifetime
+    test: List[str] = field(default_factory=lambda: ["nominal"])  # presets; seen/unseen by the training support
+    # name -> {parameter: value}; parameters: the env's physical ones (BatchEnv.PARAMETERS) and
+    # action_sign (1 | -1), action_gain (Box actions), obs_permutation ([indices]); nominal = {}
+    presets: Dict[str, Any] = field(default_factory=dict)
+    # the training distribution: parameter -> [low, high] (uniform per lifetime) or {choices: [...]}
+    random: Dict[str, Any] = field(default_factory=dict)
+
+
 # --------------------------------------------------------------------------- root
 
 
@@ -300,6 +314,7 @@ class TrainConfig:
     evaluator: Any = MISSING  # LocalEvaluatorConfig | DistributedEvaluatorConfig
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     morphology: Optional[MorphologyConfig] = None  # null: the env's own body
+    variation: Optional[VariationConfig] = None  # null: the same env every lifetime
     seed: int = 0
     generations: int = 100
     sweep: SweepConfig = field(default_factory=SweepConfig)
@@ -330,4 +345,5 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "evaluator": {"local": LocalEvaluatorConfig, "distributed": DistributedEvaluatorConfig},
     "logger": {"logger": LoggerConfig},
     "morphology": {"morphology": MorphologyConfig},
+    "variation": {"variation": VariationConfig},
 }

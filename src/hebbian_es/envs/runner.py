@@ -106,6 +106,9 @@ class VectorRunner:
         n = len(seeds)
         self.steps = np.zeros(n, dtype=np.int64)
         self.negative_streak = np.zeros(n, dtype=np.int64)
+        self.action_sign = self.action_gain = self.perm = None
+        if self.spec.variation is not None:
+            obs = self._vary(seeds, obs)
         if self.spec.append_reward:  # envs/reward_obs.AppendReward: [obs, 0] after reset
             obs = np.concatenate([obs, np.zeros((n, 1), dtype=np.float32)], axis=1)
         self.obs = obs
@@ -114,7 +117,12 @@ class VectorRunner:
     def step(self, actions: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As PerEnvBatch.step; `actions` holds every row's action (rows not in `rows` are ignored)."""
         rows = np.asarray(rows, dtype=np.int64)
-        obs, reward, terminated = self.env.step(np.asarray(actions)[rows], rows)
+        acts = np.asarray(actions)[rows]
+        if self.action_sign is not None:  # envs/variation.Varied._action, row by row
+            acts = self._varied_actions(acts, rows)
+        obs, reward, terminated = self.env.step(acts, rows)
+        if self.perm is not None:
+            obs = np.take_along_axis(obs, self.perm[rows], axis=1)
         reward = np.asarray(reward, dtype=np.float64)
         ok = np.isfinite(reward) & np.isfinite(obs).all(axis=1)
         if not ok.all():  # EnvRunner: an unstable simulator ends the lifetime, which ranks worst
@@ -142,6 +150,33 @@ class VectorRunner:
             obs = np.concatenate([obs, reward.astype(np.float32)[:, None]], axis=1)
         self.obs[rows] = obs
         return reward, done
+
+    def _vary(self, seeds: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        """Each row's values drawn from its seed (envs/variation.py): physical ones into the
+        batched env (none of these envs' start states depends on them), the actuator sign/gain
+        and the sensor permutation kept as arrays."""
+        from hebbian_es.envs.variation import GENERIC, generic_defaults
+
+        assert self.spec.variation is not None
+        n, size = obs.shape
+        drawn = [self.spec.variation.draw(int(s)) for s in seeds]
+        physical = sorted({k for d in drawn for k in d} - set(GENERIC))
+        if physical:
+            defaults = self.env.defaults()
+            self.env.set_parameters(np.arange(n), {k: np.array([d.get(k, defaults[k]) for d in drawn], dtype=np.float64) for k in physical})
+        base = generic_defaults(size)
+        self.action_sign = np.array([d.get("action_sign", 1) for d in drawn], dtype=np.int64)
+        self.action_gain = np.array([np.float32(d.get("action_sign", 1) * d.get("action_gain", 1.0)) for d in drawn], dtype=np.float32)
+        self.perm = np.array([d.get("obs_permutation", base["obs_permutation"]) for d in drawn], dtype=np.int64)
+        return np.take_along_axis(obs, self.perm, axis=1)
+
+    def _varied_actions(self, acts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        assert self.action_sign is not None and self.action_gain is not None
+        n = self.env.discrete_actions
+        if n is not None:
+            return np.where(self.action_sign[rows] < 0, n - 1 - acts, acts)
+        gain = self.action_gain[rows].reshape(-1, *([1] * (acts.ndim - 1)))
+        return np.where(gain == 1.0, acts, gain * acts.astype(np.float32))
 
     def close(self) -> None:
         pass

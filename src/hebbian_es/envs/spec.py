@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from hebbian_es.config import ActionConfig, EnvConfig, ObservationConfig
+from hebbian_es.envs.variation import Variation
 from hebbian_es.errors import ConfigError
 
 
@@ -96,6 +97,7 @@ class EnvSpec:
     terminated_after: int | None = None  # terminated ends the episode only at steps t > this (t from 0)
     append_reward: bool = False  # the last reward appended to the observation (envs/reward_obs.py)
     vector: str | None = None  # module:Class of a batched numpy env (envs/vector): lifetimes stepped as arrays
+    variation: Variation | None = None  # hidden per-lifetime variation (envs/variation.py), from the variation group
 
 
 def _check_gym_id(env_id: str) -> None:
@@ -122,6 +124,10 @@ def make_gym_env(spec: EnvSpec) -> gym.Env:
     env = gym.make(spec.id, **kwargs)
     for wrapper in spec.wrappers:
         env = instantiate(wrapper, env=env)
+    if spec.variation is not None:
+        from hebbian_es.envs.variation import Varied
+
+        env = Varied(env, spec.variation, spec.vector, spec.make_kwargs)
     if spec.append_reward:
         from hebbian_es.envs.reward_obs import AppendReward
 
