@@ -117,6 +117,7 @@ class VectorRunner:
     def step(self, actions: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As PerEnvBatch.step; `actions` holds every row's action (rows not in `rows` are ignored)."""
         rows = np.asarray(rows, dtype=np.int64)
+        n, rows = len(rows), self.env.rows(rows)  # a slice when every row steps
         acts = np.asarray(actions)[rows]
         if self.action_sign is not None:  # envs/variation.Varied._action, row by row
             acts = self._varied_actions(acts, rows)
@@ -130,11 +131,11 @@ class VectorRunner:
             log.warning("env %s gave a non-finite state or reward in %d lifetimes; they end", self.spec.name, int(bad.sum()))
             obs = np.nan_to_num(obs)
             reward = np.where(bad, np.nan, reward)
-        t = self.steps[rows]  # each row's step index, from 0
+        t = self.steps[rows].copy()  # each row's step index, from 0
         self.steps[rows] = t + 1
-        truncated = t + 1 >= self.limit if self.limit is not None else np.zeros(len(rows), dtype=bool)
+        truncated = t + 1 >= self.limit if self.limit is not None else np.zeros(n, dtype=bool)
         es = self.spec.early_stop
-        streak = self.negative_streak[rows]
+        streak = self.negative_streak[rows].copy()
         if es.window == "after_min_steps":
             counting = t > es.min_steps
             streak = np.where(counting, np.where(reward < 0, streak + 1, 0), streak)
@@ -142,7 +143,7 @@ class VectorRunner:
             counting = t + 1 > es.min_steps
             streak = np.where(reward < 0, streak + 1, 0)
         self.negative_streak[rows] = streak
-        stop = counting & (streak > es.patience) if es.patience is not None else np.zeros(len(rows), dtype=bool)
+        stop = counting & (streak > es.patience) if es.patience is not None else np.zeros(n, dtype=bool)
         after = self.spec.terminated_after
         ends = terminated & self.spec.end_on_terminated & ((t > after) if after is not None else True)
         done = ends | truncated | stop | ~ok

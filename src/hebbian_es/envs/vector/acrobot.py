@@ -50,7 +50,8 @@ class Acrobot(BatchEnv):
         ddtheta1 = -(d2 * ddtheta2 + phi1) / d1
         return np.stack((dtheta1, dtheta2, ddtheta1, ddtheta2, np.zeros_like(a)), axis=1)
 
-    def step(self, actions: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, actions: np.ndarray, rows: "np.ndarray | slice") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n, rows = len(actions), self.rows(rows)
         torque = self.AVAIL_TORQUE[np.asarray(actions, dtype=np.int64)]
         y0 = np.concatenate([self.state[rows], torque[:, None]], axis=1)
         dt = self.dt - 0  # gymnasium: t[i + 1] - t[i] of [0, dt]

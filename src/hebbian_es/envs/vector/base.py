@@ -15,7 +15,7 @@ class BatchEnv:
     """B episodes of one env as arrays; rows are episodes.
 
     `reset(seeds)` starts one episode per seed and returns the (B, obs) float32 observations;
-    `step(actions, rows)` advances the episodes of `rows` (an int array, ascending) by one step
+    `step(actions, rows)` advances the episodes of `rows` (an int array, ascending, or a slice) by one step
     with `actions` (one per row of `rows`) and returns their observations, float64 rewards and
     terminated flags; other rows keep their state.  Physical parameters (`PARAMETERS`, the
     gymnasium env's attribute names with their defaults) are per-row arrays: `set_parameters`
@@ -49,6 +49,10 @@ class BatchEnv:
         """Each parameter's value in an env built with this config's make kwargs."""
         return dict(self.PARAMETERS)
 
+    def rows(self, rows: "np.ndarray | slice") -> "np.ndarray | slice":
+        """`rows` as an index: a slice (views, no copies) when it is every row, as it mostly is."""
+        return rows if isinstance(rows, slice) or len(rows) < self.batch else slice(None)
+
     def set_parameters(self, rows: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
         for name, v in values.items():
             self.params[name][rows] = v
@@ -62,7 +66,7 @@ class BatchEnv:
     def _reset(self, rngs: list[Generator]) -> np.ndarray:
         raise NotImplementedError
 
-    def step(self, actions: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, actions: np.ndarray, rows: "np.ndarray | slice") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise NotImplementedError
 
 

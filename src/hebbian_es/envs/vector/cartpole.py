@@ -31,7 +31,8 @@ class CartPole(BatchEnv):
         unwrapped.total_mass = unwrapped.masspole + unwrapped.masscart
         unwrapped.polemass_length = unwrapped.masspole * unwrapped.length
 
-    def step(self, actions: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, actions: np.ndarray, rows: "np.ndarray | slice") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n, rows = len(actions), self.rows(rows)
         p = {k: v[rows] for k, v in self.params.items()}
         total_mass = p["masspole"] + p["masscart"]
         polemass_length = p["masspole"] * p["length"]

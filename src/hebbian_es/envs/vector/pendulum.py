@@ -27,10 +27,11 @@ class Pendulum(BatchEnv):
         theta, thetadot = state.T
         return np.stack([np.cos(theta), np.sin(theta), thetadot], axis=1).astype(np.float32)
 
-    def step(self, actions: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, actions: np.ndarray, rows: "np.ndarray | slice") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n, rows = len(actions), self.rows(rows)
         th, thdot = self.state[rows].T
         g, m, l, max_torque = (self.params[k][rows] for k in ("g", "m", "l", "max_torque"))
-        u = np.asarray(actions, dtype=np.float32).reshape(len(rows), -1)[:, 0]
+        u = np.asarray(actions, dtype=np.float32).reshape(n, -1)[:, 0]
         # gymnasium clips the float32 action against Python-float bounds: a float32 result
         u = np.clip(u.astype(np.float64), -max_torque, max_torque).astype(np.float32)
         costs = square(angle_normalize(th)) + 0.1 * square(thdot) + np.float32(0.001) * square(u)
@@ -40,7 +41,7 @@ class Pendulum(BatchEnv):
         newth = th + newthdot * self.dt
         state = np.stack([newth, newthdot], axis=1)
         self.state[rows] = state
-        return self._obs(state), -costs, np.zeros(len(rows), dtype=bool)
+        return self._obs(state), -costs, np.zeros(n, dtype=bool)
 
 
 def angle_normalize(x: np.ndarray) -> np.ndarray:
