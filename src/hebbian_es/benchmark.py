@@ -155,6 +155,29 @@ def _generations(overrides: Sequence[str]) -> int:
     return int(config.compose([o for o in overrides if not o.startswith("hydra.")]).generations)
 
 
+def check_configs(suite: Suite, tasks: Sequence[str], variants: Sequence[str], extra: Sequence[str]) -> None:
+    """Every (task, variant) config composes and builds, for training and for the test: a bad
+    override or variation (a range whose low is above its high) is one line before any run."""
+    from hebbian_es import config
+    from hebbian_es.config.messages import error_line
+    from hebbian_es.core.task import build_task
+
+    for task in tasks:
+        for name in variants:
+            over = [*suite.common, *suite.tasks[task], *suite.variants[name].overrides, *extra, "run_dir=unused"]
+            try:
+                cfg = config.to_object(config.compose(over))
+            except ConfigError as exc:
+                raise ConfigError(f"task {task}, variant {name}: {exc}") from None
+            except Exception as exc:  # Hydra's own: an unknown group option or key
+                raise ConfigError(f"task {task}, variant {name}: {error_line(exc) or str(exc).splitlines()[0]}") from None
+            try:
+                build_task(cfg, "train")
+                build_task(cfg, "test")
+            except ConfigError as exc:
+                raise ConfigError(f"task {task}, variant {name}: {exc}") from None
+
+
 def _train(overrides: Sequence[str], run_dir: Path) -> None:
     """`python -m hebbian_es <overrides> hydra.run.dir=<run_dir>`, in this process (a resumed
     run continues from its last.pt, as train's resume=auto does)."""
@@ -272,6 +295,7 @@ def benchmark(args: BenchmarkArgs) -> None:
     tasks, variants, jobs = plan(args, suite)  # every check before anything is written
     out = Path(args.out).resolve()
     if not args.report_only:
+        check_configs(suite, tasks, variants, args.extra)
         todo = [j for j in jobs if not j.done()]
         print(f"benchmark: {len(jobs)} runs ({len(tasks)} tasks x {len(variants)} variants x {args.seeds} seeds), "
               f"{len(jobs) - len(todo)} finished already, {len(todo)} to run, {args.jobs} at a time; out={out}", flush=True)  # fmt: skip
