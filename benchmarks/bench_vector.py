@@ -4,8 +4,9 @@ the default) against one gymnasium CartPole-v1 per lifetime (env.vector=null), i
 
     python benchmarks/bench_vector.py [--generations 5] [--phases start full] [--workers 2] [--repeats 1]
 
-Each phase runs the first `--generations` generations of the default run (ESRun.step: ask,
-evaluate on the workers, tell; no validation, no files) on each path, one after the other,
+Each phase runs generations 1 .. `--generations` of the default run (ESRun.step: ask,
+evaluate on the workers, tell; no validation, no files; generation 0 runs first, untimed,
+while the worker processes start) on each path, one after the other,
 and reports env steps per second and the ratio vector/per-env.  Phases: `start` is the run as
 it begins (random coefficients: most poles fall within ~10-30 steps); `full` sets
 env.end_on_terminated=false so every lifetime runs its 500 steps, as in the late run where
@@ -38,12 +39,13 @@ def measure(overrides: list[str], generations: int) -> tuple[float, int, float, 
         run = build_run(conf, RunDir(Path(tmp)))
         run.start(None)
         try:
+            warm = int(run.step()["env_steps"])  # generation 0, untimed: the workers start (spawn, imports)
             steps, seconds = 0, 0.0
             for _ in range(generations):
                 t0 = time.perf_counter()
                 m = run.step()
                 seconds += time.perf_counter() - t0
-                steps += int(m["env_steps"]) - steps
+                steps = int(m["env_steps"]) - warm
         finally:
             run.end("finished")
         return steps / seconds, steps, seconds, run.optimizer.center(run.state).clone()
