@@ -2,7 +2,7 @@
 64, 3 lifetimes per candidate, 2 local workers) with the batched numpy CartPole (env.vector,
 the default) against one gymnasium CartPole-v1 per lifetime (env.vector=null), in the same process.
 
-    python benchmarks/bench_vector.py [--generations 5] [--phases start full] [--workers 2] [--repeats 1]
+    python benchmarks/bench_vector.py [--generations 5] [--phases start full small_full] [--workers 2] [--repeats 1]
 
 Each phase runs generations 1 .. `--generations` of the default run (ESRun.step: ask,
 evaluate on the workers, tell; no validation, no files; generation 0 runs first, untimed,
@@ -10,7 +10,8 @@ while the worker processes start) on each path, one after the other,
 and reports env steps per second and the ratio vector/per-env.  Phases: `start` is the run as
 it begins (random coefficients: most poles fall within ~10-30 steps); `full` sets
 env.end_on_terminated=false so every lifetime runs its 500 steps, as in the late run where
-the population balances.  Both paths give the same centre (checked and printed): the vector
+the population balances; `small_full` is `full` with the benchmark suite's network=small
+(4 -> 32 -> 16 -> 2), where the env is a larger share of a step.  Both paths give the same centre (checked and printed): the vector
 path changes the speed, not the run.  Timings on a machine shared with other work vary by
 tens of per cent; the ratio is measured within one process, minutes apart at most.
 """
@@ -29,7 +30,12 @@ from hebbian_es import config
 from hebbian_es.run.rundir import RunDir
 from hebbian_es.run.train import build_run
 
-PHASES = {"start": [], "full": ["env.end_on_terminated=false"]}
+PHASES = {
+    "start": [],
+    "full": ["env.end_on_terminated=false"],
+    # the benchmark suite's network (4 -> 32 -> 16 -> 2): the env's share of a step is larger
+    "small_full": ["network=small", "env.end_on_terminated=false"],
+}
 
 
 def measure(overrides: list[str], generations: int) -> tuple[float, int, float, torch.Tensor]:
@@ -54,7 +60,7 @@ def measure(overrides: list[str], generations: int) -> tuple[float, int, float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generations", type=int, default=5)
-    parser.add_argument("--phases", nargs="+", default=["start", "full"], choices=sorted(PHASES))
+    parser.add_argument("--phases", nargs="+", default=["start", "full", "small_full"], choices=sorted(PHASES))
     parser.add_argument("--workers", default="2", help="evaluator.workers (the default run: auto = one per core)")
     parser.add_argument("--repeats", type=int, default=1, help="alternate the two paths this many times; median")
     args = parser.parse_args()
