@@ -75,9 +75,7 @@ class EnvConfig:
     solved_tolerance: float = 10.0
     reward_label: str = "reward"  # what a per-step reward is called in analysis plots
     wrappers: List[Any] = field(default_factory=list)  # Hydra `_target_` entries, applied in order
-    # <module>:<Class> of a batched numpy env equal to this gymnasium env step for step
-    # (hebbian_es.envs.vector): the lifetimes of a batch are stepped as arrays; null: one gymnasium env each
-    vector: Optional[str] = None
+    vector: Optional[str] = None  # <module>:<Class> of a batched numpy env (hebbian_es.envs.vector); null: a gym env each
     observation: ObservationConfig = field(default_factory=ObservationConfig)
     action: ActionConfig = field(default_factory=ActionConfig)
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
@@ -318,16 +316,13 @@ class MorphologyConfig:
 
 @dataclass
 class VariationConfig:
-    """Hidden per-lifetime variation (hebbian_es.envs.variation): the cheap analogue of the
-    quadruped's bodies, for envs with a batched implementation (env.vector)."""
+    """Hidden per-lifetime variation (hebbian_es.envs.variation; docs/benchmark.md)."""
 
     train: List[str] = field(default_factory=lambda: ["random"])  # presets, or random: drawn per lifetime
     test: List[str] = field(default_factory=lambda: ["nominal"])  # presets; seen/unseen by the training support
-    # name -> {parameter: value}; parameters: the env's physical ones (BatchEnv.PARAMETERS) and
-    # action_sign (1 | -1), action_gain (Box actions), obs_permutation ([indices]); nominal = {}
+    # name -> {parameter: value}: the env's physical ones (BatchEnv.PARAMETERS), action_sign, action_gain, obs_permutation
     presets: Dict[str, Any] = field(default_factory=dict)
-    # the training distribution: parameter -> [low, high] (uniform per lifetime) or {choices: [...]}
-    random: Dict[str, Any] = field(default_factory=dict)
+    random: Dict[str, Any] = field(default_factory=dict)  # parameter -> [low, high] or {choices: [...]}, per lifetime
 
 
 # --------------------------------------------------------------------------- root

@@ -27,7 +27,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-CONFIDENCE = 0.95
+from hebbian_es.stats import CONFIDENCE, RESAMPLING_SEED  # the project's interval settings (hebbian_es.stats)
+
 GROUPS = ("unseen", "seen", "all")
 
 
@@ -60,7 +61,7 @@ def _mean(*cols: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(np.concatenate(cols, axis=axis), axis=axis)
 
 
-def interval(statistic: Any, x: np.ndarray, seed: int = 0, resamples: int = 2000) -> tuple[float, float, float]:
+def interval(statistic: Any, x: np.ndarray, seed: int = RESAMPLING_SEED, resamples: int = 2000) -> tuple[float, float, float]:
     """(point, low, high): the statistic of all scores and its stratified-bootstrap 95 % CI."""
     cols = _samples(x)
     if not cols:
@@ -75,7 +76,7 @@ def interval(statistic: Any, x: np.ndarray, seed: int = 0, resamples: int = 2000
     return point, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def probability_of_improvement(x: np.ndarray, y: np.ndarray, seed: int = 0, resamples: int = 2000) -> tuple[float, float, float]:
+def probability_of_improvement(x: np.ndarray, y: np.ndarray, seed: int = RESAMPLING_SEED, resamples: int = 2000) -> tuple[float, float, float]:
     """P(X > Y) averaged over test variants (Mann-Whitney U / (n m) per column), with a
     stratified-bootstrap CI (X's and Y's seeds resampled per column)."""
     pairs = [(a[np.isfinite(a)], b[np.isfinite(b)]) for a, b in zip(x.T, y.T)]
@@ -103,7 +104,7 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray, seed: int = 0, resa
     return point, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def performance_profile(x: np.ndarray, taus: np.ndarray, seed: int = 0, resamples: int = 500) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def performance_profile(x: np.ndarray, taus: np.ndarray, seed: int = RESAMPLING_SEED, resamples: int = 500) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fraction of scores above each τ, with a stratified-bootstrap 95 % band."""
     point, low, high = np.full(len(taus), np.nan), np.full(len(taus), np.nan), np.full(len(taus), np.nan)
     cols = _samples(x)
