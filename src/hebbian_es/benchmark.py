@@ -7,10 +7,10 @@ distribution) or unseen (held-out extremes).  Tasks are envs with hidden per-lif
 (conf/variation/*.yaml) stepped as arrays (env.vector).  `jobs` long-lived worker processes run
 the trainings side by side, one core each, in-process (train(), the function behind
 `python -m hebbian_es`); a rerun skips finished runs and resumes interrupted ones from their
-last.pt (train's resume=auto).  Then,
-per task, the report (hebbian_es.report.benchmark): IQM and mean with stratified-bootstrap 95 %
-CIs over seen and unseen test variants, performance profiles, and the probability of
-improvement over static and over ABCD, as report.md, report.json and <task>.png in `out`.
+last.pt (train's resume=auto).  Then, per task, the report (hebbian_es.report.benchmark): IQM
+and mean with stratified-bootstrap 95 % CIs over seen and unseen test variants, performance
+profiles, and the probability of improvement over static and over ABCD, as report.md,
+report.json and <task>.png in `out`.
 
 The suite (tasks, variants, sizes) is a YAML file: hebbian_es/benchmark_suite.yaml by default;
 a new rule variant is one entry there.  docs/benchmark.md says more.
