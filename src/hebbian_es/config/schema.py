@@ -75,6 +75,7 @@ class EnvConfig:
     solved_tolerance: float = 10.0
     reward_label: str = "reward"  # what a per-step reward is called in analysis plots
     wrappers: List[Any] = field(default_factory=list)  # Hydra `_target_` entries, applied in order
+    vector: Optional[str] = None  # <module>:<Class> of a batched numpy env (hebbian_es.envs.vector); null: a gym env each
     observation: ObservationConfig = field(default_factory=ObservationConfig)
     action: ActionConfig = field(default_factory=ActionConfig)
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
@@ -313,6 +314,17 @@ class MorphologyConfig:
     random_eval: RandomEvalConfig = field(default_factory=RandomEvalConfig)
 
 
+@dataclass
+class VariationConfig:
+    """Hidden per-lifetime variation (hebbian_es.envs.variation; docs/benchmark.md)."""
+
+    train: List[str] = field(default_factory=lambda: ["random"])  # presets, or random: drawn per lifetime
+    test: List[str] = field(default_factory=lambda: ["nominal"])  # presets; seen/unseen by the training support
+    # name -> {parameter: value}: the env's physical ones (BatchEnv.PARAMETERS), action_sign, action_gain, obs_permutation
+    presets: Dict[str, Any] = field(default_factory=dict)
+    random: Dict[str, Any] = field(default_factory=dict)  # parameter -> [low, high] or {choices: [...]}, per lifetime
+
+
 # --------------------------------------------------------------------------- root
 
 
@@ -369,6 +381,7 @@ class TrainConfig:
     evaluator: Any = MISSING  # LocalEvaluatorConfig | DistributedEvaluatorConfig
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     morphology: Optional[MorphologyConfig] = None  # null: the env's own body
+    variation: Optional[VariationConfig] = None  # null: the same env every lifetime
     seed: int = 0
     generations: int = 100
     sweep: SweepConfig = field(default_factory=SweepConfig)
@@ -399,6 +412,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "evaluator": {"local": LocalEvaluatorConfig, "distributed": DistributedEvaluatorConfig},
     "logger": {"logger": LoggerConfig},
     "morphology": {"morphology": MorphologyConfig},
+    "variation": {"variation": VariationConfig},
 }
 
 # The Nevergrad algorithms exposed by name (hebbian_es.es.nevergrad.EXPOSED has one entry for each).
