@@ -2,8 +2,10 @@
 
 A lifetime: fresh random initial weights, then at every step a forward pass,
 the action sent to the env, and a Hebbian update of every plastic synapse with
-that step's activations.  No reward reaches the network.  B lifetimes run
-together: the network work is batched over the population; envs step one by one.
+that step's activations.  No reward reaches the network, except where the rule asks
+for it (a three-factor rule, rule.modulation=reward: the update reads the reward of
+the step just taken; 0 for lifetimes that have ended).  B lifetimes run together:
+the network work is batched over the population; envs step one by one.
 
 Hooks let analyses perturb a lifetime without a second loop (hebbian_es.analysis.hooks
 has the ones `python -m hebbian_es.analyze` uses).  A hook may implement any of,
@@ -111,18 +113,22 @@ def run_lifetimes(
             for hook in action_hooks:
                 actions = hook(t, actions)
             step_rewards = np.full(b, np.nan) if record.rewards else None
+            third_factor = np.zeros(b) if policy.needs_reward else None  # the reward the update reads
             for i in np.flatnonzero(alive):
                 raw[i], r, done = runners[i].step(actions[i])
                 returns[i] += r
                 steps[i] += 1
                 if step_rewards is not None:
                     step_rewards[i] = r
+                if third_factor is not None:
+                    third_factor[i] = r
                 if done:
                     alive[i] = False
             if step_rewards is not None:
                 rewards.append(step_rewards)
             if policy.plastic:
-                _hebbian_step(policy, [g(t) for g in gate])
+                reward = None if third_factor is None else torch.as_tensor(third_factor, dtype=torch.float32)
+                _hebbian_step(policy, [g(t) for g in gate], reward)
             t += 1
     if record.weights:
         w_trace.append([w.numpy().copy() for w in policy.plastic_weights()])
@@ -139,20 +145,21 @@ def run_lifetimes(
     return result
 
 
-def _hebbian_step(policy: PolicyPopulation, gates: list[Any]) -> None:
-    """The Hebbian update, for the lifetimes every gate lets through (a bool or a (B,) mask each)."""
+def _hebbian_step(policy: PolicyPopulation, gates: list[Any], reward: torch.Tensor | None = None) -> None:
+    """The Hebbian update, for the lifetimes every gate lets through (a bool or a (B,) mask each);
+    reward: the step's reward, for a rule that reads it."""
     if not gates:
-        policy.update()
+        policy.update(reward)
         return
     enabled = np.ones(policy.batch, dtype=bool)
     for g in gates:
         enabled &= np.broadcast_to(np.asarray(g, dtype=bool), enabled.shape)
     if enabled.all():
-        policy.update()
+        policy.update(reward)
     elif enabled.any():
         frozen = torch.from_numpy(~enabled)
         kept = [w[frozen].clone() for w in policy.plastic_weights()]
-        policy.update()
+        policy.update(reward)
         for w, k in zip(policy.plastic_weights(), kept):
             w[frozen] = k
 
