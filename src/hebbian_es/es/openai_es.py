@@ -104,6 +104,11 @@ class OpenAIES:
     def center(self, state: ESState) -> torch.Tensor:
         return state.center
 
+    def recenter(self, state: ESState, center: torch.Tensor) -> ESState:
+        """Continue from another centre, possibly of another dimension (a merge of rules: run/merging.py):
+        lr, σ, generation and seed carry over, so the next noise comes from the same seeds."""
+        return ESState(center.detach().to(torch.float32).clone(), state.lr, state.sigma, state.generation, state.seed)
+
     def state_dict(self, state: ESState) -> dict[str, Any]:
         return {"kind": "openai_es", **state.__dict__}
 
