@@ -194,6 +194,13 @@ def test_merging_during_evolution_resumes_bit_for_bit_and_is_lossless_at_k_disti
     agent = protocol.load_agent(whole.path)  # evaluate, analyses and the zoo load it like any run
     assert agent.task.plasticity.sharing == "merged" and agent.task.plasticity.k == 100
 
+    from hebbian_es.analysis.cli import main as analyze
+
+    analyze(["analysis=rules", f"run={whole.path}", f"out={tmp_path / 'rules'}", "max_rules=100", "points=9"])
+    plotted = json.loads((tmp_path / "rules" / "rules.json").read_text())["results"]
+    assert plotted["rules"] == plotted["shown"] == 100 and plotted["synapses"] == SYNAPSES
+    assert (tmp_path / "rules" / "rules.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
 
 @pytest.mark.slow
 def test_merge_command_lossless_at_k_distinct(tmp_path: Path, compose_config) -> None:

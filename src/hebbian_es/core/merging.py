@@ -46,31 +46,43 @@ def per_synapse_coefficients(task: Task, params: torch.Tensor) -> np.ndarray:
     return torch.cat(rows).numpy()
 
 
-def rule_features(task: Task, coeffs: np.ndarray) -> np.ndarray:
-    """(n, F): every synapse's Δw on the GRID of (pre, post) activities, in float64, through the
-    rule's own update code (its η map, Oja's term at w = W_PROBE, BCM's at θ = THETA_PROBE, on
-    rates where rule.bcm_rates reads them); a trace rule's at each of TRACE_STEPS."""
+def delta_grid(
+    task: Task, coeffs: np.ndarray, pre: np.ndarray, post: np.ndarray, steps: tuple[int, ...] = (1,),
+) -> np.ndarray:
+    """(n, len(steps), len(pre), len(post)): each rule's Δw at every (pre, post) activity pair, in
+    float64, through the rule's own update code (its η map, Oja's term at w = W_PROBE, BCM's at
+    θ = THETA_PROBE, on rates where rule.bcm_rates reads them: post given as the unit's activity).
+    A trace rule's entry for step n is its update after n steps of constant activity,
+    e_n = Δw·(1 − λⁿ)/(1 − λ); a rule without a trace gives Δw for every n."""
     rule = task.rule
     n, c = coeffs.shape
-    pre = torch.from_numpy(np.repeat(GRID, len(GRID)))[:, None]  # (G, 1): one input per probe
-    post = torch.from_numpy(np.tile(GRID, len(GRID)))[:, None].expand(-1, n)  # (G, n): every synapse as a post neuron
+    pre_t = torch.from_numpy(np.repeat(np.asarray(pre, dtype=np.float64), len(post)))[:, None]  # (G, 1): one input per probe
+    post_t = torch.from_numpy(np.tile(np.asarray(post, dtype=np.float64), len(pre)))[:, None].expand(-1, n)  # (G, n)
     if task.plasticity.bcm_rates and rule.needs_threshold:
-        post = RATES["tanh"](post)
-    g = len(pre)
+        post_t = RATES["tanh"](post_t)
+    g = len(pre_t)
     per = torch.from_numpy(np.ascontiguousarray(coeffs.T)).reshape(1, c, n, 1).expand(g, -1, -1, -1)
     w = torch.full((g, n, 1), W_PROBE, dtype=torch.float64)
     theta = torch.full((g, n), THETA_PROBE, dtype=torch.float64)
-    delta = rule.delta(per, pre, post, w=w, theta=theta)[:, :, 0].T  # (n, G)
+    delta = rule.delta(per, pre_t, post_t, w=w, theta=theta)[:, :, 0].T  # (n, G)
     if not rule.trace:
-        return delta.numpy()
-    decay = rule.trace_decay(per[:1])  # a number, or (1, n, 1) for τ evolved per synapse
-    lam = decay if isinstance(decay, float) else decay.reshape(-1, 1)
-    out, e = [], torch.zeros_like(delta)
-    for step in range(1, max(TRACE_STEPS) + 1):
-        e = lam * e + delta
-        if step in TRACE_STEPS:
-            out.append(e.clone())
-    return torch.cat(out, dim=1).numpy()
+        out = [delta] * len(steps)
+    else:
+        decay = rule.trace_decay(per[:1])  # a number, or (1, n, 1) for τ evolved per synapse
+        lam = decay if isinstance(decay, float) else decay.reshape(-1, 1)
+        out, e = [], torch.zeros_like(delta)
+        for step in range(1, max(steps) + 1):
+            e = lam * e + delta
+            if step in steps:
+                out.append(e.clone())
+    return torch.stack(out, dim=1).reshape(n, len(steps), len(pre), len(post)).numpy()
+
+
+def rule_features(task: Task, coeffs: np.ndarray) -> np.ndarray:
+    """(n, F): every synapse's Δw on the GRID of (pre, post) activities (delta_grid); a trace rule's
+    after each of TRACE_STEPS steps.  What merges cluster."""
+    steps = TRACE_STEPS if task.rule.trace else (1,)
+    return delta_grid(task, coeffs, GRID, GRID, steps).reshape(len(coeffs), -1)
 
 
 @dataclass(frozen=True)
