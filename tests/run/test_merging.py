@@ -233,3 +233,12 @@ def test_merger_state_is_plain_data(compose_config, tmp_path: Path) -> None:
     again = RuleMerger(merger.plan, 0)
     again.adopt(loaded)
     assert again.done == 1 and again.k == 3 and np.array_equal(again.assignment, merger.assignment)
+
+
+def test_a_first_pass_oja_checkpoint_says_how_to_load_it(compose_config, tmp_path: Path) -> None:
+    """Oja's η is sigmoid(h) since issue 29: a checkpoint of η as evolved is refused with the fix."""
+    from hebbian_es.run.checkpoint import check_compatible
+
+    old = build_task(compose_config("rule=oja", "rule.eta_map=identity")).fingerprint()
+    with pytest.raises(ConfigError, match="add rule.eta_map=identity"):
+        check_compatible(old, build_task(compose_config("rule=oja")).fingerprint(), tmp_path / "last.pt")
