@@ -1,6 +1,6 @@
 """The package's folders are its layers, and imports only go downward.
 
-    0  errors, files, cli_args, config     (no hebbian_es imports above them)
+    0  errors, files, cli_args, numerics, config   (no hebbian_es imports above them)
     1  envs/     env specs, runtime, wrappers, the quadruped
     2  core/     rules, network, distributions, rollout, task
     3  es/       ask/tell optimisers, evaluators, torch.distributed
@@ -20,9 +20,9 @@ import hebbian_es
 
 PACKAGE = Path(hebbian_es.__file__).parent
 LAYERS = {
-    "errors": 0, "files": 0, "cli_args": 0, "config": 0,
+    "errors": 0, "files": 0, "cli_args": 0, "config": 0, "numerics": 0, "stats": 0,
     "envs": 1, "core": 2, "es": 3, "run": 4, "analysis": 5, "report": 5,
-    "__main__": 6, "evaluate": 6, "analyze": 6, "plots": 6, "zoo": 6, "merge": 6, "conf": 6, "__init__": 0,
+    "__main__": 6, "evaluate": 6, "analyze": 6, "plots": 6, "zoo": 6, "merge": 6, "select": 6, "conf": 6, "__init__": 0,
 }
 
 

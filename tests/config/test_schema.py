@@ -32,7 +32,8 @@ REFUSED = {
     "unknown_key": (
         ["optimizer.popsiz=10"],
         "error: optimizer.popsiz: unknown key (allowed: name, popsize, sigma, lr, lr_decay, lr_floor, "
-        "sigma_decay, sigma_floor, antithetic, standardize, ties)",
+        "sigma_decay, sigma_floor, antithetic, standardize, ties, shaping, step, momentum, beta1, beta2, eps, "
+        "max_speed, weight_decay)",
     ),
     "unknown_nested_key": (["env.early_stop.patiense=3"], "error: env.early_stop.patiense: unknown key (allowed: patience, min_steps, window)"),
     "unknown_key_other_schema": (["optimizer=nevergrad", "optimizer.lr=0.1"], "error: optimizer.lr: unknown key (allowed: name, popsize, sigma, checkpoint_every, "),
@@ -206,6 +207,8 @@ AGREEING = {
     "train.yaml": config.TrainConfig,
     "optimizer/openai_es.yaml": config.OpenAIESConfig,
     "optimizer/nevergrad.yaml": config.NevergradConfig,
+    "optimizer/pgpe.yaml": config.PGPEConfig,
+    "optimizer/snes.yaml": config.SNESConfig,
     "evaluator/local.yaml": config.LocalEvaluatorConfig,
     "evaluator/distributed.yaml": config.DistributedEvaluatorConfig,
     "morphology/paper.yaml": config.MorphologyConfig,

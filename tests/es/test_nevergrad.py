@@ -269,7 +269,8 @@ def test_training_run_with_nevergrad_resumes_like_an_uninterrupted_one(tmp_path:
     last = load_ckpt(whole / "checkpoints" / "last.pt")
     assert last["optimizer"]["kind"] == "nevergrad" and last["optimizer"]["dump_file"] == "nevergrad_g000004.pt"
     assert torch.equal(last["params"], last["optimizer"]["center"])
-    assert sorted(p.name for p in (whole / "checkpoints").iterdir()) == ["best.pt", "last.pt", "nevergrad_g000004.pt"]
+    assert sorted(p.name for p in (whole / "checkpoints").iterdir()) == ["best.pt", "last.pt", "nevergrad_g000004.pt", "validation"]
+    assert sorted(p.name for p in (whole / "checkpoints" / "validation").iterdir()) == ["gen00002.pt", "gen00004.pt"]
 
     real_step = ESRun.step
 

@@ -35,7 +35,59 @@ def test_runs_side_by_side_with_the_papers_table_1() -> None:
     )
     assert lines[2].startswith("| standard | seen | 500.0 ± 50.0, solved (100) | 400.0 ± 50.0, solved (100) | 1051 ± 113 |")
     assert not any(line.startswith("| random_00") for line in lines)  # folded into the distribution row
-    assert lines[-1].startswith("| random damages: mean of means ± sd (bodies) | unseen | 10.0 ± 0.0 (1), solved 0% |")
+    assert lines[5].startswith("| random damages: mean of means ± sd (bodies) | unseen | 10.0 ± 0.0 [10.0, 10.0] (1), solved 0% |")
+    assert lines[7].startswith("95 % intervals: bootstrap over test lifetimes")
+
+
+def test_every_mean_gets_its_bootstrap_interval_from_the_lifetimes() -> None:
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    returns = np.random.default_rng(3).normal(200.0, 40.0, 50)
+    st = {"mean": float(returns.mean()), "sd": float(returns.std()), "episodes": 50, "returns": returns.tolist()}
+    line = markdown({"a": {"envs": {"cartpole": st}}}).splitlines()[2]
+    ref = bootstrap((returns,), np.mean, n_resamples=10_000, method="percentile", random_state=np.random.default_rng(0))
+    lo, hi = ref.confidence_interval
+    assert f"[{lo:.1f}, {hi:.1f}]" in line and lo < st["mean"] < hi
+
+
+def _seeded_run(root: Path, name: str, test_mean: float, val_mean: float, generation: int = 30) -> Path:
+    run = root / name
+    (run / "evaluations").mkdir(parents=True)
+    res = quadruped(test_mean - 500)
+    res["checkpoint_generation"] = generation
+    (run / "test_last.json").write_text(json.dumps(res))
+    rows = [{"generation": g, "val_mean": val_mean if g == generation else 0.0, "val_std": 1.0} for g in (10, 20, 30)]
+    (run / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def test_several_seeds_of_a_setting_give_best_of_k_by_validation_and_the_mean_over_runs(tmp_path: Path) -> None:
+    from hebbian_es.report.table import TableArgs, table
+
+    # the run with the best validation is not the one with the best test: best of k follows validation
+    a = _seeded_run(tmp_path, "s0", test_mean=600.0, val_mean=100.0)
+    b = _seeded_run(tmp_path, "s1", test_mean=500.0, val_mean=300.0)
+    c = _seeded_run(tmp_path, "s2", test_mean=400.0, val_mean=200.0)
+    text = table(TableArgs(results={"hebbian": f"{a},{b},{c}"}))
+    lines = text.splitlines()
+    assert lines[0] == "| body | seen? | hebbian: best of 3 by validation (n) | hebbian: mean of 3 runs (n) |"
+    best, mean = lines[2].split(" | ")[2:4]
+    assert best.startswith("500.0 ± 50.0")  # s1's test, chosen by its validation 300
+    assert mean.startswith("500.0 ± 81.6 [400.0, 600.0], solved in 3 of 3 runs (3 runs)")
+    assert f"best of 3 runs = {b}" in text and "validation during training" in text
+    assert "over runs (training seeds)" in text
+
+
+def test_best_of_k_prefers_the_selection_score_when_the_run_made_one(tmp_path: Path) -> None:
+    from hebbian_es.report.table import validation_score
+
+    run = _seeded_run(tmp_path, "s0", test_mean=600.0, val_mean=100.0)
+    sel = {"candidates": [{"generation": 30, "selection_mean": 123.0}, {"generation": 20, "selection_mean": 999.0}]}
+    (run / "selection.json").write_text(json.dumps(sel))
+    res = json.loads((run / "test_last.json").read_text())
+    assert validation_score(str(run), res) == (123.0, "selection lifetimes (python -m hebbian_es.select)")
+    assert validation_score(str(run / "evaluations" / "x.json"), res)[0] == 123.0  # a results file inside the run
 
 
 def test_single_env_results_share_one_row_with_the_papers_whatever_the_envs_names() -> None:
@@ -44,7 +96,7 @@ def test_single_env_results_share_one_row_with_the_papers_whatever_the_envs_name
     lines = markdown({"abcd": res, "on CarRacing-v3": real}, "carracing").splitlines()
     assert lines[0] == "| env | seen? | abcd (n) | on CarRacing-v3 (n) | paper: Hebbian ABCD | paper: static |"
     assert lines[2] == "| carracing_fast / carracing |  | 300.0 ± 90.0 (100) | 290.0 ± 80.0 (100) | 872 ± 11 | 711 ± 16 |"
-    assert lines[4] == "on CarRacing-v3 − abcd: -10.0 (within one sd of abcd, 90.0)"  # the transfer check
+    assert lines[-1] == "on CarRacing-v3 − abcd: -10.0 (within one sd of abcd, 90.0)"  # the transfer check
     far = {"envs": {"carracing": {"mean": 150.0, "sd": 80.0, "episodes": 100}}}
     assert markdown({"abcd": res, "real": far}).splitlines()[-1] == "real − abcd: -150.0 (beyond one sd of abcd, 90.0)"
 
@@ -67,6 +119,12 @@ def test_bad_input_is_one_line_naming_the_key(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     missing = _run(f"a={tmp_path / 'run'}")
     assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "test_last.json").write_text(json.dumps(quadruped(0)))  # no checkpoint_generation, no validation
+    (tmp_path / "run" / "test_last.json").write_text(json.dumps(quadruped(0)))
+    unscored = _run(f"a={tmp_path / 'run'},{tmp_path / 'other'}")
+    assert unscored.returncode == 2 and unscored.stderr.strip().count("\n") == 0 and "best of 2 runs needs a validation score" in unscored.stderr
+    (tmp_path / "run" / "test_last.json").unlink()
     assert "no test_last.json" in missing.stderr and "hebbian_es.evaluate" in missing.stderr
     (tmp_path / "run" / "test_last.json").write_text(json.dumps(quadruped(0)))
     paper = _run(f"a={tmp_path / 'run'}", "paper=ant")

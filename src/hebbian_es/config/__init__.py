@@ -51,7 +51,11 @@ from hebbian_es.config.schema import (  # the schema classes are this package's 
     DistributionConfig,
     InitConfig,
     OpenAIESConfig,
+    PGPEConfig,
+    SNESConfig,
     NevergradConfig,
+    NEVERGRAD_NAMES,
+    OPTIMIZER_CONFIGS,
     LocalEvaluatorConfig,
     DistributedEvaluatorConfig,
     WandbConfig,
@@ -81,7 +85,11 @@ __all__ = [
     "DistributionConfig",
     "InitConfig",
     "OpenAIESConfig",
+    "PGPEConfig",
+    "SNESConfig",
     "NevergradConfig",
+    "NEVERGRAD_NAMES",
+    "OPTIMIZER_CONFIGS",
     "LocalEvaluatorConfig",
     "DistributedEvaluatorConfig",
     "WandbConfig",
@@ -95,6 +103,7 @@ __all__ = [
     "TestConfig",
     "TrainConfig",
     "error_line",
+    "optimizer_schema",
     "to_object",
     "from_container",
     "load",
@@ -112,7 +121,7 @@ def to_object(cfg: DictConfig | Mapping[str, Any]) -> TrainConfig:
 
     Takes Hydra's composed DictConfig, or plain data (a run's saved config.yaml): plain
     data is merged onto the schema first, the optimizer's and evaluator's schemas chosen
-    by their content (`optimizer.name`, `evaluator.distributed`).  A missing or
+    by their content (`optimizer.name` through OPTIMIZER_CONFIGS, `evaluator.distributed`).  A missing or
     unresolvable value, a key the schema does not have (`+optimizer.popsiz=10` gets past
     Hydra) or a value it refuses is a ConfigError naming the key."""
     if isinstance(cfg, DictConfig) and OmegaConf.get_type(cfg) is TrainConfig:
@@ -179,11 +188,19 @@ def compose(overrides: Sequence[str] = (), *, return_hydra_config: bool = False)
         return hydra_compose("train", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
+def optimizer_schema(name: Any) -> type:
+    """The schema optimizer.name=`name` loads as; an unknown name is a ConfigError naming the allowed ones."""
+    if not isinstance(name, str) or name not in OPTIMIZER_CONFIGS:
+        raise ConfigError(f"optimizer.name={name!r} is not known; allowed: {sorted(OPTIMIZER_CONFIGS)}")
+    return OPTIMIZER_CONFIGS[name]
+
+
 def _typed(data: Mapping[str, Any]) -> DictConfig:
     optimizer = data.get("optimizer")
     evaluator = data.get("evaluator")
+    name = optimizer.get("name", OpenAIESConfig.name) if isinstance(optimizer, Mapping) else OpenAIESConfig.name
     schema = TrainConfig(
-        optimizer=OpenAIESConfig() if not isinstance(optimizer, Mapping) or optimizer.get("name") == "openai_es" else NevergradConfig(),
+        optimizer=optimizer_schema(name)(),
         evaluator=DistributedEvaluatorConfig() if isinstance(evaluator, Mapping) and "distributed" in evaluator else LocalEvaluatorConfig(),
     )
     try:

@@ -179,8 +179,14 @@ class InitConfig(DistributionConfig):
 # --------------------------------------------------------------------------- optimizer, evaluator
 
 
+# The seed-based ES (openai_es, pgpe, snes: hebbian_es.es.gaussian) each compose a fitness shaping and
+# an update step, chosen by name (optimizer.shaping, optimizer.step); docs/optimizers.md has the equations.
+
+
 @dataclass
 class OpenAIESConfig:
+    """OpenAI-ES (Salimans et al. 2017) with the paper's settings (Najarro & Risi 2020)."""
+
     name: str = "openai_es"
     popsize: int = 200  # even with antithetic sampling
     sigma: float = 0.1
@@ -192,6 +198,68 @@ class OpenAIESConfig:
     antithetic: bool = True
     standardize: bool = True  # centred ranks, then standardised
     ties: str = "ordinal"  # ordinal | average
+    shaping: str = "centered_ranks"  # centered_ranks (the paper's) | nes | z_score | raw
+    step: str = "sgd"  # sgd (the paper's) | momentum | adam | clipup
+    momentum: float = 0.9  # step=momentum and step=clipup: the velocity's decay, in [0, 1)
+    beta1: float = 0.9  # step=adam (torch.optim.Adam's betas), in [0, 1)
+    beta2: float = 0.999
+    eps: float = 1e-8  # step=adam
+    max_speed: Optional[float] = None  # step=clipup: the largest update norm; null: 2 x lr (Toklu et al.)
+    weight_decay: float = 0.0  # the step follows g - weight_decay * centre (0: off)
+
+
+@dataclass
+class PGPEConfig:
+    """PGPE (Sehnke et al. 2010): symmetric sampling, a sigma per parameter, ClipUp's step (Toklu et al. 2020)."""
+
+    name: str = "pgpe"
+    popsize: int = 200  # even: symmetric pairs (+eps, -eps)
+    sigma: float = 0.1  # the initial sigma of every parameter
+    # step=clipup's step size alpha; null: Toklu et al.'s rule, max_speed = |sigma_0| / 15 (|sigma_0| = sigma x
+    # sqrt(parameters), the initial radius) and lr = max_speed / 2.  Any other step needs a number.
+    lr: Optional[float] = None
+    lr_decay: float = 1.0  # lr *= lr_decay while lr > lr_floor (1: constant)
+    lr_floor: float = 0.0
+    sigma_lr: float = 0.1  # sigma_i += sigma_lr x the sigma gradient (then clipped to sigma_max_change)
+    sigma_max_change: Optional[float] = 0.2  # each sigma_i changes by at most this fraction per generation; null: no limit
+    sigma_decay: float = 1.0  # after adaptation, sigma_i *= sigma_decay while sigma_i > sigma_floor (1: off)
+    sigma_floor: float = 0.0  # ... and sigma_i never falls below sigma_floor
+    standardize: bool = False  # the shaped fitness standardised (evotorch's PGPE: centred ranks, not standardised)
+    ties: str = "ordinal"  # ordinal | average
+    shaping: str = "centered_ranks"  # centered_ranks | nes | z_score | raw
+    step: str = "clipup"  # sgd | momentum | adam | clipup
+    momentum: float = 0.9  # step=momentum and step=clipup, in [0, 1)
+    beta1: float = 0.9  # step=adam, in [0, 1)
+    beta2: float = 0.999
+    eps: float = 1e-8
+    max_speed: Optional[float] = None  # step=clipup: the largest update norm; null: 2 x lr
+    weight_decay: float = 0.0  # the step follows g - weight_decay * centre (0: off)
+
+
+@dataclass
+class SNESConfig:
+    """SNES (Schaul et al. 2011): separable natural ES, a sigma per parameter adapted multiplicatively."""
+
+    name: str = "snes"
+    popsize: int = 200  # the paper's default is 4 + floor(3 ln n): 37 at n = 61,440
+    sigma: float = 0.1  # the initial sigma of every parameter
+    lr: float = 1.0  # eta_mu: centre += lr x sigma * sum_k u_k z_k (the paper's 1)
+    lr_decay: float = 1.0  # lr *= lr_decay while lr > lr_floor (1: constant)
+    lr_floor: float = 0.0
+    sigma_lr: Optional[float] = None  # eta_sigma; null: the paper's (3 + ln n) / (5 sqrt(n))
+    sigma_decay: float = 1.0  # after adaptation, sigma_i *= sigma_decay while sigma_i > sigma_floor (1: off)
+    sigma_floor: float = 0.0  # ... and sigma_i never falls below sigma_floor
+    antithetic: bool = False  # true: mirrored pairs (+z, -z); the paper samples independently
+    standardize: bool = False
+    ties: str = "ordinal"  # ordinal | average
+    shaping: str = "nes"  # nes (the paper's utilities) | centered_ranks | z_score | raw
+    step: str = "sgd"  # sgd (the paper's) | momentum | adam | clipup
+    momentum: float = 0.9  # step=momentum and step=clipup, in [0, 1)
+    beta1: float = 0.9  # step=adam, in [0, 1)
+    beta2: float = 0.999
+    eps: float = 1e-8
+    max_speed: Optional[float] = None  # step=clipup: the largest update norm; null: 2 x lr
+    weight_decay: float = 0.0  # the step follows g - weight_decay * centre (0: off)
 
 
 @dataclass
@@ -291,6 +359,10 @@ class FitnessConfig:
     # all: h = every evolved parameter; coefficients: the Hebbian coefficients only (the reference
     # code: conv and co-evolved weights go unpenalised, and a static run has no penalty)
     l2_params: str = "all"
+    # which lifetimes the members of a generation meet: common (the same ones for every member:
+    # common random numbers, this project's default) | per_candidate (each its own tracks and
+    # initial weights, as the reference code draws them)
+    draws: str = "common"
 
 
 @dataclass
@@ -323,7 +395,7 @@ class TrainConfig:
     rule: RuleConfig = MISSING
     network: NetworkConfig = MISSING
     init: InitConfig = MISSING
-    optimizer: Any = MISSING  # OpenAIESConfig | NevergradConfig
+    optimizer: Any = MISSING  # a schema of OPTIMIZER_CONFIGS (by optimizer.name)
     evaluator: Any = MISSING  # LocalEvaluatorConfig | DistributedEvaluatorConfig
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     morphology: Optional[MorphologyConfig] = None  # null: the env's own body
@@ -353,8 +425,19 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "rule": {"rule": RuleConfig},
     "network": {"network": NetworkConfig},
     "init": {"init": InitConfig},
-    "optimizer": {"openai_es": OpenAIESConfig, "nevergrad": NevergradConfig},
+    "optimizer": {"openai_es": OpenAIESConfig, "pgpe": PGPEConfig, "snes": SNESConfig, "nevergrad": NevergradConfig},
     "evaluator": {"local": LocalEvaluatorConfig, "distributed": DistributedEvaluatorConfig},
     "logger": {"logger": LoggerConfig},
     "morphology": {"morphology": MorphologyConfig},
+}
+
+# The Nevergrad algorithms exposed by name (hebbian_es.es.nevergrad.EXPOSED has one entry for each).
+NEVERGRAD_NAMES = ("TwoPointsDE", "TBPSA", "DiagonalCMA", "CMA", "NGOpt")
+# Every optimizer.name and the schema its settings load as: a saved run's config.yaml reads back as
+# its own optimizer's type (the name picks it; a name not here is refused with the allowed ones).
+OPTIMIZER_CONFIGS: dict[str, type] = {
+    "openai_es": OpenAIESConfig,
+    "pgpe": PGPEConfig,
+    "snes": SNESConfig,
+    **{name: NevergradConfig for name in NEVERGRAD_NAMES},
 }

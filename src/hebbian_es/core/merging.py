@@ -93,6 +93,7 @@ class MergeResult:
     iterations: int
     converged: bool
     distinct: int  # distinct rules (by the clustered features) before the merge
+    representatives: np.ndarray  # (K,) the synapse whose rule each shared rule is (or, for centroids, is nearest)
 
 
 def distinct_rules(task: Task, params: torch.Tensor, features: str = "update") -> int:
@@ -111,17 +112,16 @@ def merge_rules(
     x = rule_features(task, coeffs) if features == "update" else coeffs
     distinct = len(np.unique(x, axis=0))
     result = kmeans(x, k, seed=seed, n_init=n_init, max_iter=max_iter)
-    if features == "coefficients":
-        rules = result.centers
-    else:  # the medoid of each cluster: the member whose Δw is nearest the cluster's mean Δw
-        d = ((x - result.centers[result.labels]) ** 2).sum(axis=1)
-        order = np.lexsort((d, result.labels))  # by cluster, then distance (ties: the lower synapse index)
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = result.labels[order[1:]] != result.labels[order[:-1]]
-        medoid = np.empty(k, dtype=np.int64)
-        medoid[result.labels[order[first]]] = order[first]
-        rules = coeffs[medoid]
-    return MergeResult(result.labels.astype(np.int64), rules, result.inertia, result.iterations, result.converged, distinct)
+    # each cluster's representative: the member nearest the cluster's mean (its medoid)
+    d = ((x - result.centers[result.labels]) ** 2).sum(axis=1)
+    order = np.lexsort((d, result.labels))  # by cluster, then distance (ties: the lower synapse index)
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = result.labels[order[1:]] != result.labels[order[:-1]]
+    medoid = np.empty(k, dtype=np.int64)
+    medoid[result.labels[order[first]]] = order[first]
+    # update: the medoid's rule, as it is; coefficients: the centroid (the first pass's merge)
+    rules = coeffs[medoid] if features == "update" else result.centers
+    return MergeResult(result.labels.astype(np.int64), rules, result.inertia, result.iterations, result.converged, distinct, medoid)
 
 
 def merged_params(task: Task, merged: Task, params: torch.Tensor, rules: np.ndarray) -> torch.Tensor:
@@ -135,6 +135,22 @@ def merged_params(task: Task, merged: Task, params: torch.Tensor, rules: np.ndar
         else:
             parts.append(old[block.name][0].reshape(-1).clone())
     return torch.cat(parts)
+
+
+def merged_sources(task: Task, merged: Task, representatives: np.ndarray) -> torch.Tensor:
+    """(D',) int64: for every entry of the merged task's parameter vector, the entry of the old one it
+    comes from: a shared rule's coefficient c, rule k: coefficient c of synapse representatives[k]'s
+    rule; every other block: the same entry.  What an optimiser's per-parameter state follows."""
+    positions = torch.arange(task.layout.size, dtype=torch.float64)  # exact below 2^53
+    per_synapse = per_synapse_coefficients(task, positions)  # (n, C): each coefficient's old position
+    old = task.layout.views(positions.reshape(1, -1))
+    parts = []
+    for block in merged.layout.blocks:
+        if block.name == "shared.coefficients":
+            parts.append(torch.from_numpy(np.ascontiguousarray(per_synapse[representatives].T)).reshape(-1))
+        else:
+            parts.append(old[block.name][0].reshape(-1))
+    return torch.cat(parts).to(torch.int64)
 
 
 def apply_saved_merges(task: Task, saved: Mapping[str, Any]) -> Task:

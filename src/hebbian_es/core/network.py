@@ -18,10 +18,17 @@ from hebbian_es.config import DistributionConfig
 from hebbian_es.core import distributions
 from hebbian_es.core.plasticity import DEFAULT, Plasticity, PlasticState, regulariser_name
 from hebbian_es.core.rules import HebbianRule
+from hebbian_es.numerics import pointwise
 
 BASIC_TERMS = frozenset({"hebb", "pre", "post", "const"})  # the paper's terms: the original update path
 
-ACTIVATIONS = {"tanh": torch.tanh, "identity": lambda x: x, "sigmoid": torch.sigmoid, "relu": torch.relu}
+# sigmoid through numerics.pointwise: torch's scalar tail would make a lifetime depend on its batch
+ACTIVATIONS = {
+    "tanh": torch.tanh,
+    "identity": lambda x: x,
+    "sigmoid": lambda x: pointwise(torch.sigmoid, x),
+    "relu": torch.relu,
+}
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from hebbian_es.core.rules import HebbianRule, pointwise
+from hebbian_es.core.rules import HebbianRule
 from hebbian_es.errors import ConfigError
 
 MODULATIONS = ("none", "neuron", "layer", "reward")
@@ -271,7 +271,7 @@ class PlasticState:
         v = self.modulators[layer]
         if self.p.modulation == "reward":
             assert reward is not None, "rule.modulation=reward needs the step's reward"
-            return pointwise(torch.tanh, torch.addcmul(v[:, 1], v[:, 0], reward.unsqueeze(1)))
+            return torch.tanh(torch.addcmul(v[:, 1], v[:, 0], reward.unsqueeze(1)))  # tanh's tail is vectorised (numerics.py)
         if self.p.modulation == "neuron":
             return torch.tanh(torch.bmm(v, pre.unsqueeze(2)).squeeze(2))
         return torch.tanh((v * pre).sum(dim=1, keepdim=True))

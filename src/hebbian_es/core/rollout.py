@@ -41,6 +41,7 @@ class RecordSpec:
     """What to keep besides the returns (all optional: traces cost memory)."""
 
     rewards: bool = False
+    actions: bool = False  # the env actions, after squashing and the action hooks
     weights: bool = False  # plastic weights before each step and after the last
     activations: bool = False
     every: int = 1  # keep traces every k steps
@@ -51,6 +52,7 @@ class LifetimeResult:
     returns: np.ndarray  # (B,) float64; NaN where the network blew up
     steps: np.ndarray  # (B,) env steps taken
     rewards: np.ndarray | None = None  # (B, T) per-step rewards, NaN after the end
+    actions: np.ndarray | None = None  # (B, T, ...) per-step env actions, NaN after the end
     weights: list[np.ndarray] = field(default_factory=list)  # per plastic layer (T', B, out, in)
     activations: list[np.ndarray] = field(default_factory=list)  # per layer (T', B, n)
     weight_steps: np.ndarray | None = None  # step index of each weights entry (last = after the end)
@@ -77,6 +79,7 @@ def run_lifetimes(
     steps = np.zeros(b, dtype=np.int64)
     alive = np.ones(b, dtype=bool)
     rewards: list[np.ndarray] = []
+    action_trace: list[np.ndarray] = []
     w_trace: list[list[np.ndarray]] = []
     a_trace: list[list[np.ndarray]] = []
     w_steps: list[int] = []
@@ -112,6 +115,10 @@ def run_lifetimes(
             actions = act(out)
             for hook in action_hooks:
                 actions = hook(t, actions)
+            if record.actions:
+                kept_actions = np.array(actions, dtype=np.float64)
+                kept_actions[~alive] = np.nan
+                action_trace.append(kept_actions)
             step_rewards = np.full(b, np.nan) if record.rewards else None
             third_factor = np.zeros(b) if policy.needs_reward else None  # the reward the update reads
             for i in np.flatnonzero(alive):
@@ -136,6 +143,8 @@ def run_lifetimes(
     result = LifetimeResult(returns=returns, steps=steps)
     if record.rewards:
         result.rewards = np.stack(rewards, axis=1) if rewards else np.zeros((b, 0))
+    if record.actions:
+        result.actions = np.stack(action_trace, axis=1) if action_trace else np.zeros((b, 0))
     if w_trace:
         result.weights = [np.stack([snap[k] for snap in w_trace]) for k in range(len(w_trace[0]))]
         result.weight_steps = np.asarray(w_steps)

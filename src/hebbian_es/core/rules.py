@@ -40,23 +40,9 @@ import torch
 import torch.nn.functional as F
 
 from hebbian_es.errors import ConfigError
-
-POINTWISE_BLOCK = 64
-
-
-def pointwise(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """fn(x) for a pointwise transcendental fn (sigmoid, softplus, exp, tanh), the same bits for
-    every element whatever x's size: torch computes the last `size mod vector width` elements of
-    a tensor on a scalar path that can differ from the vectorised one in the last bit, and the
-    size of these tensors grows with the batch.  Padding to a multiple of 64 elements sends
-    every element through the vectorised path.  A stand-in for the lead's
-    hebbian_es.numerics.pointwise (switch to it once that is on main)."""
-    flat = x.reshape(-1)
-    pad = (-flat.numel()) % POINTWISE_BLOCK
-    if pad:
-        flat = torch.cat([flat, flat.new_zeros(pad)])
-    return fn(flat)[: x.numel()].reshape(x.shape)
-
+# sigmoid, softplus, exp of a batch-sized tensor through numerics.pointwise: torch's scalar tail
+# would tie a lifetime's η (or trace decay) to the size of its batch
+from hebbian_es.numerics import pointwise
 
 # rule.eta_map: η = eta_scale · map(h) for the evolved value h
 ETA_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
@@ -65,6 +51,7 @@ ETA_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
     "exp": torch.exp,  # η = e^h > 0
     "sigmoid": torch.sigmoid,  # η in (0, eta_scale): bounded above as well
 }
+
 
 @dataclass(frozen=True)
 class HebbianRule:

@@ -21,7 +21,9 @@ from hebbian_es.core.plasticity import DEFAULT, Plasticity, regulariser_name
 from hebbian_es.core.rules import RULES, HebbianRule, get_rule
 
 NETWORK_KINDS = ("auto", "mlp", "cnn_mlp")
-TRAIN, VALIDATION, TEST = 0, 1, 2  # seed streams: env seeds of each lie in a disjoint range
+# seed streams: env seeds of each lie in a disjoint range; SELECTION: the fresh validation lifetimes
+# on which a checkpoint is selected after training (run/selection.py), never a test lifetime
+TRAIN, VALIDATION, TEST, SELECTION = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,14 @@ import torch.nn.functional as F
 
 from hebbian_es.config import ActionConfig, EnvConfig, ObservationConfig
 from hebbian_es.errors import ConfigError
+from hebbian_es.numerics import pointwise
 
 
 SQUASHES = {
     "identity": lambda x, low, high: x,
     "tanh": lambda x, low, high: torch.tanh(x),
-    "sigmoid": lambda x, low, high: torch.sigmoid(x),
+    # through numerics.pointwise: torch's scalar tail would tie an action's last bit to the batch size
+    "sigmoid": lambda x, low, high: pointwise(torch.sigmoid, x),
     "clip": lambda x, low, high: torch.clamp(x, low, high),
     # tanh, then mapped affinely onto the action space's [low, high]
     "rescale": lambda x, low, high: low + (torch.tanh(x) + 1.0) * 0.5 * (high - low),

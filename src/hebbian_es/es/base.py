@@ -17,6 +17,9 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 
+# Fitness shaping lives in es/shaping.py; these stay importable from here.
+from hebbian_es.es.shaping import TIES, centered_ranks, worst_for_nonfinite  # noqa: F401
+
 
 @runtime_checkable
 class Population(Protocol):
@@ -48,10 +51,11 @@ def noise_from_seed(seed: int, dim: int) -> torch.Tensor:
 
 @dataclass
 class SeededPopulation:
-    """Members centre + σ·sign·ε, each ε regenerated from its seed where it is needed."""
+    """Members centre + σ·sign·ε, each ε regenerated from its seed where it is needed
+    (σ one number, or one per parameter: centre + sign·σ⊙ε)."""
 
     center: torch.Tensor  # (D,)
-    sigma: float
+    sigma: float | torch.Tensor  # a number, or (D,) float32
     noise_seeds: np.ndarray  # one per noise vector
     antithetic: bool = True
 
@@ -75,12 +79,15 @@ class SeededPopulation:
             k, sign = self.member_noise(int(i))
             if k not in cache:
                 cache[k] = self.noise(k)
-            torch.add(self.center, cache[k], alpha=sign * self.sigma, out=out[row])
+            if isinstance(self.sigma, torch.Tensor):
+                torch.addcmul(self.center, self.sigma, cache[k], value=sign, out=out[row])
+            else:
+                torch.add(self.center, cache[k], alpha=sign * self.sigma, out=out[row])
         return out
 
 
 class Optimizer(Protocol):
-    """The ask/tell contract every optimiser meets (OpenAIES, NevergradES); ESRun holds one."""
+    """The ask/tell contract every optimiser meets (the seed-based ES of es/gaussian.py, NevergradES); ESRun holds one."""
 
     def init(self, x0: torch.Tensor, seed: int) -> Any: ...
 
@@ -95,32 +102,6 @@ class Optimizer(Protocol):
     def load_state_dict(self, data: dict[str, Any]) -> Any: ...
 
     def scalars(self, state: Any) -> dict[str, float]: ...
-
-
-def worst_for_nonfinite(fitness: np.ndarray) -> np.ndarray:
-    """Maximisation convention: NaN and ±inf become -inf so they rank last."""
-    f = np.asarray(fitness, dtype=np.float64).copy()
-    f[~np.isfinite(f)] = -np.inf
-    return f
-
-
-TIES = ("ordinal", "average")
-
-
-def centered_ranks(fitness: np.ndarray, ties: str = "ordinal") -> np.ndarray:
-    """Ranks scaled to [-0.5, 0.5] (the lowest fitness gets -0.5); NaN ranks worst.
-
-    ties="ordinal" breaks ties by position (stable; the reference code sorts with NumPy's unstable argsort, so its tie order is arbitrary); "average" gives tied
-    members their mean rank, so identical fitness carries no (spurious) gradient."""
-    f = worst_for_nonfinite(fitness)
-    ranks = np.empty(len(f), dtype=np.float64)
-    ranks[np.argsort(f, kind="stable")] = np.arange(len(f))
-    if ties == "average":
-        _, inverse = np.unique(f, return_inverse=True)
-        sums = np.bincount(inverse, weights=ranks)
-        counts = np.bincount(inverse)
-        ranks = (sums / counts)[inverse]
-    return ranks / (len(f) - 1) - 0.5
 
 
 @dataclass

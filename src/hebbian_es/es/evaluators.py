@@ -29,6 +29,10 @@ from hebbian_es.core.task import Task
 @dataclass(frozen=True)
 class Episodes:
     """Episodes every member runs: env index (into task.envs), env reset seed, init seed.
+
+    The seeds are one row (k,) that every member meets (common random numbers), or one row per
+    member of the population, (members, k), indexed by the member's population index (the
+    reference code's draws: each candidate its own tracks and initial weights).
     trace=True also measures each lifetime's drawdown after it first reaches its env's
     solved_threshold (core.rollout.drawdown_after; the test protocol's monotone check)."""
 
@@ -38,10 +42,20 @@ class Episodes:
     trace: bool = False
 
     def __len__(self) -> int:
-        return len(self.env_seeds)
+        return int(self.env_seeds.shape[-1])
+
+    @property
+    def per_member(self) -> bool:
+        return self.env_seeds.ndim == 2
+
+    def seeds(self, member: int, column: int) -> tuple[int, int]:
+        """(env seed, init seed) of episode `column` for population member `member`."""
+        if self.per_member:
+            return int(self.env_seeds[member, column]), int(self.init_seeds[member, column])
+        return int(self.env_seeds[column]), int(self.init_seeds[column])
 
     def subset(self, columns: np.ndarray) -> "Episodes":
-        return Episodes(self.env_index[columns], self.env_seeds[columns], self.init_seeds[columns], self.trace)
+        return Episodes(self.env_index[columns], self.env_seeds[..., columns], self.init_seeds[..., columns], self.trace)
 
 
 @dataclass
@@ -91,11 +105,12 @@ class _Workspace:
                 policy = self.task.policy(params.index_select(0, member_rows))
                 spec = self.task.envs[env_idx]
                 trace = drawdown is not None and spec.solved_threshold is not None
+                seeds = [episodes.seeds(indices[m], c) for m, c in chunk]
                 result = run_lifetimes(
                     policy,
                     self.pool.get(spec, len(chunk)),
-                    [episodes.env_seeds[c] for _, c in chunk],
-                    [episodes.init_seeds[c] for _, c in chunk],
+                    [env_seed for env_seed, _ in seeds],
+                    [init_seed for _, init_seed in seeds],
                     self.observe[env_idx],
                     self.act[env_idx],
                     self.task.max_steps,

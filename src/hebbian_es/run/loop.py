@@ -18,11 +18,11 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
-from hebbian_es.core.task import TRAIN, VALIDATION, Task
+from hebbian_es.core.task import VALIDATION, Task
 from hebbian_es.errors import ConfigError
 from hebbian_es.es import distributed
 from hebbian_es.es.base import ExplicitPopulation, Optimizer, PopulationWithCenter
-from hebbian_es.run.protocol import episodes_of
+from hebbian_es.run.protocol import episodes_of, generation_episodes
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ class ESRun:
         generations: int,
         episodes_per_eval: int,
         l2_penalty: float,
+        draws: str = "common",
         observers: Sequence[Observer] = (),
         run_id: str = "",
         merger: Any = None,
@@ -110,6 +111,7 @@ class ESRun:
         self.generations = generations
         self.episodes_per_eval = episodes_per_eval
         self.l2_penalty = l2_penalty
+        self.draws = draws  # which lifetimes the members meet (run/protocol.py generation_episodes)
         self.observers: list[Observer] = list(observers)
         self.run_id = run_id  # ranks of a distributed run must agree on it (the run directory)
         self.state = optimizer.init(task.initial_center(seed), seed)
@@ -218,7 +220,7 @@ class ESRun:
         state, population = self.optimizer.ask(self.state)
         center = self.optimizer.center(state)
         n = population.size
-        episodes = episodes_of(self.seed, TRAIN, gen, self.episodes_per_eval, len(self.task.envs))
+        episodes = generation_episodes(self.seed, gen, self.episodes_per_eval, len(self.task.envs), n + 1, self.draws)
         result = self.evaluator.evaluate(PopulationWithCenter(population, center), range(n + 1), episodes)
         returns = result.returns.mean(axis=1)
         fitness = returns[:n] - self.l2_penalty * result.mean_sq[:n]

@@ -6,10 +6,13 @@ the run continues with them (rule.sharing=merged, the assignment kept in every c
 
 What happens to the optimiser: it continues from the merged centre.  The centre changes dimension
 (every per-synapse coefficient block becomes one (C, K) block of shared rules; modulatory, conv and
-co-evolved weights are carried over as they are); OpenAI-ES keeps its learning rate, σ, generation
-counter and seed (`OpenAIES.recenter`), so generation g's noise is drawn, from the same seeds as
-ever, in the new dimension.  An optimiser without `recenter` (Nevergrad, whose state is sized to
-the old dimension) is refused before the run starts.
+co-evolved weights are carried over as they are).  A seed-based ES (`SeededES.recenter`: OpenAI-ES,
+PGPE, SNES) keeps its learning rate, a single σ, generation counter, seed and its step's counters,
+so generation g's noise is drawn, from the same seeds as ever, in the new dimension; every
+per-parameter quantity (PGPE's and SNES's σ, momentum, Adam's moments) follows its parameter: a
+shared rule's coefficient takes the one of its representative synapse (the medoid), every other
+entry its own.  An optimiser without `recenter` (Nevergrad, whose state is sized to the old
+dimension) is refused before the run starts.
 
 Resuming is bit for bit: a merge is a function of the centre, the current assignment and
 (seed, merge index) alone, run at the start of generation g; a checkpoint written before it resumes
@@ -26,7 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from hebbian_es.core.merging import FEATURES, merge_rules, merged_params
+from hebbian_es.core.merging import FEATURES, merge_rules, merged_params, merged_sources
 from hebbian_es.core.task import Task
 from hebbian_es.errors import ConfigError
 
@@ -61,7 +64,7 @@ def plan_merges(conf: Any, task: Task, optimizer: Any) -> MergePlan | None:
     if not hasattr(optimizer, "recenter"):
         raise ConfigError(
             f"rule.merge.every={m.every} needs an optimiser that continues from the merged centre; "
-            f"optimizer.name={getattr(conf.optimizer, 'name', '?')!r} cannot (allowed: openai_es)"
+            f"optimizer.name={getattr(conf.optimizer, 'name', '?')!r} cannot (allowed: openai_es, pgpe, snes)"
         )
     synapses = task.counts()["plastic_synapses"]
     rules = task.plasticity.k if task.plasticity.sharing != "none" else synapses
@@ -148,7 +151,8 @@ class RuleMerger:
         result = merge_rules(task, center, k, seed, features=self.plan.features, n_init=self.plan.n_init, max_iter=self.plan.max_iter)
         k = len(result.rules)  # fewer where fewer distinct rules were left
         merged = task.with_shared_rules(k, result.labels)
-        run.state = run.optimizer.recenter(run.state, merged_params(task, merged, center, result.rules))
+        new_center = merged_params(task, merged, center, result.rules)
+        run.state = run.optimizer.recenter(run.state, new_center, merged_sources(task, merged, result.representatives))
         run.task = merged
         before = task.plasticity.k if task.plasticity.sharing != "none" else task.counts()["plastic_synapses"]
         self.done += 1

@@ -22,13 +22,14 @@ import torch
 
 from hebbian_es import config as config_schema
 from hebbian_es.core.merging import apply_saved_merges
-from hebbian_es.core.task import TEST, Task, build_task, episode_seeds
+from hebbian_es.core.task import TEST, TRAIN, Task, build_task, episode_seeds
 from hebbian_es.envs.spec import EnvSpec
 from hebbian_es.errors import ConfigError
 from hebbian_es.es.base import ExplicitPopulation
 from hebbian_es.es.evaluators import Episodes, make_evaluator
 from hebbian_es.run.checkpoint import check_compatible, load_checkpoint
 from hebbian_es.run.rundir import RunDir
+from hebbian_es.stats import format_ci, mean_ci
 
 log = logging.getLogger("hebbian_es")
 
@@ -51,6 +52,26 @@ def episodes_of(seed: int, stream: int, index: int, n: int, n_envs: int = 1, tra
     """n episodes of round `index` of a seed stream on each of n_envs envs (same seeds on every env)."""
     env_seeds, init_seeds = episode_seeds(seed, stream, index, n)
     return Episodes(np.repeat(np.arange(n_envs), n), np.tile(env_seeds, n_envs), np.tile(init_seeds, n_envs), trace)
+
+
+DRAWS = ("common", "per_candidate")
+
+
+def generation_episodes(seed: int, generation: int, n: int, n_envs: int, members: int, draws: str) -> Episodes:
+    """The training lifetimes of one generation: n per member on each of n_envs envs.
+    common: every member meets the same n (common random numbers: ranks compare rules, not
+    luck); per_candidate: member m gets lifetimes m*n .. m*n+n-1 of the generation's round,
+    its own tracks and initial weights, as the reference code draws them."""
+    if draws == "common":
+        return episodes_of(seed, TRAIN, generation, n, n_envs)
+    if draws != "per_candidate":
+        raise ConfigError(f"fitness.draws={draws!r}; allowed: {list(DRAWS)}")
+    env_seeds, init_seeds = episode_seeds(seed, TRAIN, generation, members * n)
+    return Episodes(
+        np.repeat(np.arange(n_envs), n),
+        np.tile(env_seeds.reshape(members, n), (1, n_envs)),
+        np.tile(init_seeds.reshape(members, n), (1, n_envs)),
+    )
 
 
 def test_lifetimes(seed: int, n: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +201,7 @@ def summarise(
             "min": float(np.nanmin(means)),
             "median": float(np.nanmedian(means)),
             "max": float(np.nanmax(means)),
+            "ci95": list(mean_ci(means)),  # over the bodies' means
             "solved_fraction": float(np.mean([bool(s.get("solved")) for s in randoms])),
         }
     return out
@@ -205,6 +227,7 @@ def env_stats(env: EnvSpec, r: np.ndarray, drawdown: np.ndarray | None = None) -
         "min": stat(np.min),
         "max": stat(np.max),
         "nonfinite": int(len(r) - len(ok)),
+        "ci95": list(mean_ci(ok)),  # bootstrap interval of the mean over these lifetimes (hebbian_es.stats)
         "returns": [float(x) if np.isfinite(x) else None for x in r],
     }
     if env.seen is not None:
@@ -222,17 +245,26 @@ def env_stats(env: EnvSpec, r: np.ndarray, drawdown: np.ndarray | None = None) -
     return stats
 
 
+def lifetime_ci(stats: Mapping[str, Any]) -> tuple[float, float]:
+    """The 95 % interval of one env's test mean over its lifetimes: the stored one, or computed
+    from the per-lifetime returns (results files written before intervals were stored)."""
+    if stats.get("ci95") is not None:
+        lo, hi = stats["ci95"]
+        return float(lo), float(hi)
+    return mean_ci(x for x in stats.get("returns") or [] if x is not None)
+
+
 def format_table(results: Mapping[str, Any]) -> str:
     """The test table; with bodies it is the paper's Table 1 (seen/unseen, solved)."""
     rows = list(results["envs"].items())
     bodies = any("seen" in st for _, st in rows)
     solved = any("solved" in st for _, st in rows)
     # with bodies, the first column names the body and the second says whether training saw it
-    head = (f"{'body':<22} {'seen':<7}" if bodies else f"{'env':<22}") + f" {'episodes':>8} {'mean':>10} {'sd':>9} {'min':>10} {'max':>10}"
+    head = (f"{'body':<22} {'seen':<7}" if bodies else f"{'env':<22}") + f" {'episodes':>8} {'mean':>10} {'95% CI':>20} {'sd':>9} {'min':>10} {'max':>10}"
     lines = [head + (f" {'solved':>7}" if solved else "")]
     for name, st in rows:
         line = f"{name:<22}" + (f" {('seen' if st.get('seen') else 'unseen'):<7}" if bodies else "")
-        line += f" {st['episodes']:>8} {st['mean']:>10.2f} {st['sd']:>9.2f} {st['min']:>10.2f} {st['max']:>10.2f}"
+        line += f" {st['episodes']:>8} {st['mean']:>10.2f} {format_ci(lifetime_ci(st), 2):>20} {st['sd']:>9.2f} {st['min']:>10.2f} {st['max']:>10.2f}"
         if solved:
             line += f" {('yes' if st.get('solved') else 'no'):>7}"
         lines.append(line)
@@ -240,11 +272,12 @@ def format_table(results: Mapping[str, Any]) -> str:
     if rd:
         lines.append(
             f"random damages: {rd['count']} bodies, mean of means {rd['mean_of_means']:.2f} ± {rd['sd_of_means']:.2f} "
-            f"(min {rd['min']:.2f}, median {rd['median']:.2f}, max {rd['max']:.2f}), solved {rd['solved_fraction']:.0%}"
+            + (f"(95% CI {format_ci(rd['ci95'], 2)}) " if rd.get("ci95") else "")
+            + f"(min {rd['min']:.2f}, median {rd['median']:.2f}, max {rd['max']:.2f}), solved {rd['solved_fraction']:.0%}"
         )
     return "\n".join(lines)
 
 
 def table_means(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The per-env numbers summary.json keeps (no per-lifetime returns)."""
-    return {k: {s: v[s] for s in ("mean", "sd", "min", "max", "episodes")} for k, v in results["envs"].items()}
+    return {k: {s: v[s] for s in ("mean", "ci95", "sd", "min", "max", "episodes") if s in v} for k, v in results["envs"].items()}

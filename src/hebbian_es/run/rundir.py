@@ -9,6 +9,7 @@ Training writes through it, and evaluate, analyze, report and plots read through
   checkpoints/last.pt    every generation, atomically; checkpoints/best.pt: best centre
   checkpoints/validation/gen<g>.pt  the centre validated at generation g (validation.keep_checkpoints)
   summary.json           counts, budget, versions, test means
+  selection.json         the checkpoint selected by validation after training (run/selection.py)
   test_<last|best>.json  the test protocol run at the end of training
   fitness_curve.png, train.log, train.rank<k>.log, analysis/, wandb/
 """
@@ -37,7 +38,8 @@ class Status(str, Enum):
     STOPPED = "stopped"  # interrupted (SIGTERM, SLURM requeue, Ctrl-C): resumable from last.pt
 
 
-CHECKPOINTS = ("last", "best")
+# checkpoint names a command takes: these, or gen<g> (the centre kept at validation g)
+CHECKPOINTS = ("last", "best", "selected")
 # Top-level keys every version's config.yaml has ("test" is written last): one missing means the
 # file was cut or edited, and the run's settings cannot be read back from it.
 CONFIG_KEYS = ("env", "rule", "network", "optimizer", "seed", "test")
@@ -190,6 +192,10 @@ class RunDir:
         return self.checkpoints / "best.pt"
 
     @property
+    def selection(self) -> Path:
+        return self.path / "selection.json"
+
+    @property
     def validation_checkpoints_dir(self) -> Path:
         return self.checkpoints / "validation"
 
@@ -242,15 +248,37 @@ class RunDir:
 
     # ---- reading ----------------------------------------------------------------------------
     def checkpoint(self, which: str = "last") -> Path:
-        """checkpoints/<which>.pt, or the other one if only that exists; ConfigError if neither."""
+        """checkpoints/<which>.pt, or the other one if only that exists; ConfigError if neither.
+        selected: the one selection.json names; gen<g>: the centre kept at validation g."""
+        if which == "selected":
+            return self.selected_checkpoint()
+        if which.startswith("gen") and which[3:].isdigit():
+            path = self.validation_checkpoint(int(which[3:]))
+            if not path.exists():
+                kept = ", ".join(f"gen{g}" for g in self.validation_checkpoints()) or "none"
+                raise ConfigError(f"checkpoint={which}: run={str(self.path)!r} kept no centre at validation {int(which[3:])}; kept: {kept}")
+            return path
         if which not in CHECKPOINTS:
-            raise ConfigError(f"checkpoint={which!r}; allowed: {list(CHECKPOINTS)}")
+            raise ConfigError(f"checkpoint={which!r}; allowed: {', '.join(CHECKPOINTS)}, or gen<g> (a validated centre)")
         want, other = (self.last, self.best) if which == "last" else (self.best, self.last)
         if want.exists():
             return want
         if other.exists():
             return other
         raise ConfigError(f"run={str(self.path)!r} has no checkpoints/{self.best.name} or {self.last.name}")
+
+    def selected_checkpoint(self) -> Path:
+        """The validation checkpoint selection.json names; one line if the selection was not made."""
+        data = _read_json(self.selection)
+        if data is None:
+            raise ConfigError(
+                f"checkpoint=selected: run={str(self.path)!r} has no {self.selection.name}; select one first: "
+                f"python -m hebbian_es.select run={self.path}"
+            )
+        path = self.path / str(data["selected"]["checkpoint"])
+        if not path.exists():
+            raise ConfigError(f"checkpoint=selected: {self.selection.name} names {path}, which is missing; run the selection again")
+        return path
 
     def read_config(self) -> dict[str, Any]:
         """config.yaml as plain data (module paths of older versions upgraded); an empty, cut or

@@ -72,6 +72,8 @@ def build_run(conf: Any, rundir: RunDir) -> ESRun:
         raise ConfigError(f"resume={conf.resume!r}; allowed: {list(RESUME_MODES)}")
     if conf.fitness.episodes < 1:
         raise ConfigError(f"fitness.episodes={conf.fitness.episodes}: must be >= 1")
+    if conf.fitness.draws not in protocol.DRAWS:
+        raise ConfigError(f"fitness.draws={conf.fitness.draws!r}; allowed: {list(protocol.DRAWS)}")
     if conf.logger.wandb is not None and conf.logger.wandb.mode == "online" and not api_key_configured():
         raise ConfigError(f"logger.wandb.mode=online: {NO_CREDENTIALS} (or use logger.wandb.mode=offline)")
     task = build_task(conf, phase="train")
@@ -89,6 +91,7 @@ def build_run(conf: Any, rundir: RunDir) -> ESRun:
         generations=conf.generations,
         episodes_per_eval=conf.fitness.episodes,
         l2_penalty=conf.fitness.l2_penalty,
+        draws=conf.fitness.draws,
         run_id=str(rundir.path),
         merger=RuleMerger(plan, conf.seed) if plan is not None else None,
     )
