@@ -104,6 +104,34 @@ def test_the_optimiser_continues_from_the_merged_centre(compose_config, tmp_path
     assert apply_saved_merges(build_task(compose_config(*SMALL)), run.state_dict()).fingerprint() == run.task.fingerprint()
 
 
+@pytest.mark.parametrize("optimizer", [["optimizer=pgpe"], ["optimizer=snes"], ["optimizer.step=adam"]], ids=["pgpe", "snes", "adam"])
+def test_per_parameter_optimiser_state_follows_its_parameter(compose_config, tmp_path: Path, optimizer) -> None:
+    """A per-parameter sigma (PGPE, SNES) and the step's moments (Adam) go with their parameter: a shared
+    rule's coefficient takes its representative synapse's; the step's counter carries over."""
+    from hebbian_es.core.merging import merged_sources
+
+    cfg = compose_config(*SMALL, "debug=default", *optimizer, "generations=5", "rule.merge.k=[50]", "rule.merge.every=2",
+                         "rule.modulation=layer", f"run_dir={tmp_path}")  # fmt: skip
+    run = build_run(cfg, RunDir(tmp_path))
+    run.evaluator = None
+    for _ in range(2):  # two tells: a state with adapted sigmas / moments
+        run.state = run.optimizer.tell(*run.optimizer.ask(run.state), np.random.default_rng(0).normal(size=run.optimizer.popsize))
+    before, task = run.state, run.task
+    run.merger.before_generation(run)
+    after = run.state
+    result = merge_rules(task, before.center, 50, int(np.random.SeedSequence([0, 0, 0x3E26E]).generate_state(1)[0]), n_init=1, max_iter=100)
+    sources = merged_sources(task, run.task, result.representatives)
+    assert torch.equal(after.center, before.center[sources])  # the medoids' coefficients and the modulatory weights, as they were
+    per_parameter = [(a, b) for a, b in [(after.sigma, before.sigma), *((after.step[k], before.step[k]) for k in before.step)]
+                     if isinstance(b, torch.Tensor) and b.dim() == 1]  # fmt: skip
+    assert per_parameter, "the case has per-parameter state"
+    for new, old in per_parameter:
+        assert new.shape == (run.task.layout.size,) and torch.equal(new, old[sources])
+    for k, v in before.step.items():
+        if isinstance(v, torch.Tensor) and v.dim() == 0:  # Adam's step counter
+            assert torch.equal(after.step[k], v)
+
+
 def test_the_schedule(compose_config) -> None:
     opt = make_optimizer(compose_config().optimizer)
 
