@@ -32,7 +32,7 @@ ENV_OVERRIDES = {
     "ant_fast": ["env=ant_fast", "network=mlp"],
     "carracing": ["env=carracing", "network=cnn_mlp"],
     "carracing_fast": ["env=carracing_fast", "network=cnn_mlp"],
-    "cartpole": ["env=cartpole", "network=mlp"],
+    "cartpole": ["env=cartpole", "network=mlp", "env.vector=null"],  # one gymnasium env per lifetime: bench_vector.py times the batched one
 }
 
 

@@ -6,7 +6,7 @@
     3  es/       ask/tell optimisers, evaluators, torch.distributed
     4  run/      loop, observers, run directory, checkpoints, protocol, train, evaluate
     5  analysis/, report/   (neither imports the other)
-    6  the entry points: __main__, the evaluate/analyze/plots/merge shims, zoo, conf/
+    6  the entry points: __main__, the evaluate/analyze/plots/merge shims, zoo, benchmark, conf/
 
 Every import statement counts, also one inside a function.
 """
@@ -22,7 +22,7 @@ PACKAGE = Path(hebbian_es.__file__).parent
 LAYERS = {
     "errors": 0, "files": 0, "cli_args": 0, "config": 0, "numerics": 0, "stats": 0,
     "envs": 1, "core": 2, "es": 3, "run": 4, "analysis": 5, "report": 5,
-    "__main__": 6, "evaluate": 6, "analyze": 6, "plots": 6, "zoo": 6, "merge": 6, "select": 6, "conf": 6, "__init__": 0,
+    "__main__": 6, "benchmark": 6, "evaluate": 6, "analyze": 6, "plots": 6, "zoo": 6, "merge": 6, "select": 6, "conf": 6, "__init__": 0,
 }
 
 

@@ -39,3 +39,11 @@ def test_worker_benchmark_prints_its_table() -> None:
         "--env", "cartpole", "--popsize", "4", "--steps", "20", "--workers", "2", "--ranks", "2", "--repeats", "1",
     )  # fmt: skip
     assert out[-3].startswith("1 process") and out[-2].startswith("2 workers") and out[-1].startswith("2 ranks")
+
+
+def test_vector_benchmark_prints_its_table_and_the_same_centre() -> None:
+    out = _run(str(ROOT / "benchmarks" / "bench_vector.py"), "--generations", "1", "--phases", "small_full", "--workers", "1")
+    header, per_env, vector = out[-3:]
+    assert header.split()[:2] == ["phase", "path"]
+    assert per_env.split()[:2] == ["small_full", "per-env"] and vector.split()[:2] == ["small_full", "vector"]
+    assert per_env.split()[2] == vector.split()[2] and vector.endswith("yes")  # same env steps, same centre

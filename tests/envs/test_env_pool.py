@@ -79,7 +79,8 @@ def test_the_test_protocol_keeps_only_the_current_bodys_envs(compose_config, mon
 
     monkeypatch.setattr(runner_module.EnvRunner, "__init__", counted_init)
     monkeypatch.setattr(runner_module.EnvRunner, "close", counted_close)
-    cfg = compose_config("env=cartpole", "evaluator=serial", "evaluator.batch_size=8")
+    # one gymnasium env per lifetime (env.vector=null): the instances this pool bounds
+    cfg = compose_config("env=cartpole", "env.vector=null", "evaluator=serial", "evaluator.batch_size=8")
     task = build_task(cfg, phase="test")
     task = dataclasses.replace(task, envs=tuple(dataclasses.replace(task.envs[0], name=n) for n in "xyz"))
     params = task.initial_center(0)

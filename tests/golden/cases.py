@@ -29,6 +29,9 @@ Re-recorded, with the reason:
   lifetime), so generation 1's lifetimes on reused instances start differently.  With
   `env.make_kwargs.reset_as_built=false` the new code reproduces the earlier recording
   exactly (checked when re-recording: metrics, test table and centre).
+- every case (issue 24): the test table gained each env's bootstrap interval (`ci95`); with
+  that key removed, every case's recording was unchanged (checked: centre, metrics, validation,
+  test table), including `pixels` after sigmoid went through numerics.pointwise.
 """
 
 from __future__ import annotations

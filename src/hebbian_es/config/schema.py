@@ -10,6 +10,9 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import II, MISSING
 
+# the rule group's schema lives in rule_schema.py (this module's length); it is part of this one home
+from hebbian_es.config.rule_schema import MergeConfig, RuleConfig  # noqa: F401
+
 # --------------------------------------------------------------------------- env
 
 
@@ -75,6 +78,7 @@ class EnvConfig:
     solved_tolerance: float = 10.0
     reward_label: str = "reward"  # what a per-step reward is called in analysis plots
     wrappers: List[Any] = field(default_factory=list)  # Hydra `_target_` entries, applied in order
+    vector: Optional[str] = None  # <module>:<Class> of a batched numpy env (hebbian_es.envs.vector); null: a gym env each
     observation: ObservationConfig = field(default_factory=ObservationConfig)
     action: ActionConfig = field(default_factory=ActionConfig)
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
@@ -82,53 +86,6 @@ class EnvConfig:
 
 
 # --------------------------------------------------------------------------- rule, network, init
-
-
-@dataclass
-class MergeConfig:
-    """Merging during evolution (Pedersen & Risi 2021; docs/plasticity.md): every `every` generations
-    the centre's rules are clustered by what they do and the run continues with the K shared rules."""
-
-    every: int = 0  # generations between merges; 0: never (the default)
-    start: Optional[int] = None  # the generation before which the first merge runs; null: `every`
-    # the K of each merge, in order (non-increasing); empty: K = ceil(current rules / factor) per merge
-    # until k_min is reached
-    k: List[int] = field(default_factory=list)
-    factor: float = 4.0  # with k empty: each merge divides the number of rules by this (> 1)
-    k_min: int = 16  # with k empty: the number of rules merging stops at
-    features: str = "update"  # update: cluster each rule's Δw on a grid of activities | coefficients (raw)
-    n_init: int = 1  # k-means runs from different k-means++ starts; the lowest inertia wins
-    max_iter: int = 100  # Lloyd iterations per k-means run
-
-
-@dataclass
-class RuleConfig:
-    name: str = MISSING  # a rule of hebbian_es.core.rules.RULES
-    use_eta: bool = True  # false drops the per-synapse learning rate
-    # η = eta_scale * map(h) for the evolved h: identity (the paper's) | softplus | exp | sigmoid;
-    # null: the rule's own (identity; oja and bcm: sigmoid, so 0 < η < eta_scale)
-    eta_map: Optional[str] = None
-    eta_scale: Optional[float] = None  # null: the rule's own (1)
-    # rules with an eligibility trace (abcd_trace): τ in plasticity steps (>= 1); null: evolved per synapse
-    trace_tau: Optional[float] = None
-    # Beyond the paper (docs/plasticity.md).  modulation: none | neuron (m_j = tanh(v_j . x) gates
-    # post neuron j's updates) | layer (one m = tanh(v . x) per layer); v evolved, static |
-    # reward (a three-factor rule: m_j = tanh(g_j r + b_j), r the step's reward; g, b evolved)
-    modulation: str = "none"
-    # none (a rule per synapse) | random (K rules, fixed balanced random assignment from sharing_seed) |
-    # post (rule = post neuron j mod K; shared_k null: one per post neuron of each layer) | merged
-    # (the assignment file `python -m hebbian_es.merge` writes)
-    sharing: str = "none"
-    shared_k: Optional[int] = None  # K, the number of shared rules
-    sharing_seed: int = 0  # sharing=random: the assignment's seed
-    assignment: Optional[str] = None  # sharing=merged: .npy of rule indices; relative: to run_dir
-    bcm_tau: float = 100.0  # rule=bcm: θ_j <- θ_j + (o_j² - θ_j) / bcm_tau every step (configured, not evolved)
-    bcm_rates: bool = False  # rule=bcm: post-synaptic activity as a rate, (o_j + 1)/2 for tanh units
-    # The plasticity clock (Dittrich et al.): the update runs after every update_every-th step, with the
-    # activities averaged over the last average_steps steps (1, 1: every step, that step's activities)
-    average_steps: int = 1
-    update_every: int = 1
-    merge: MergeConfig = field(default_factory=MergeConfig)
 
 
 @dataclass
@@ -343,6 +300,17 @@ class MorphologyConfig:
     random_eval: RandomEvalConfig = field(default_factory=RandomEvalConfig)
 
 
+@dataclass
+class VariationConfig:
+    """Hidden per-lifetime variation (hebbian_es.envs.variation; docs/benchmark.md)."""
+
+    train: List[str] = field(default_factory=lambda: ["random"])  # presets, or random: drawn per lifetime
+    test: List[str] = field(default_factory=lambda: ["nominal"])  # presets; seen/unseen by the training support
+    # name -> {parameter: value}: the env's physical ones (BatchEnv.PARAMETERS), action_sign, action_gain, obs_permutation
+    presets: Dict[str, Any] = field(default_factory=dict)
+    random: Dict[str, Any] = field(default_factory=dict)  # parameter -> [low, high] or {choices: [...]}, per lifetime
+
+
 # --------------------------------------------------------------------------- root
 
 
@@ -399,6 +367,7 @@ class TrainConfig:
     evaluator: Any = MISSING  # LocalEvaluatorConfig | DistributedEvaluatorConfig
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     morphology: Optional[MorphologyConfig] = None  # null: the env's own body
+    variation: Optional[VariationConfig] = None  # null: the same env every lifetime
     seed: int = 0
     generations: int = 100
     sweep: SweepConfig = field(default_factory=SweepConfig)
@@ -429,6 +398,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "evaluator": {"local": LocalEvaluatorConfig, "distributed": DistributedEvaluatorConfig},
     "logger": {"logger": LoggerConfig},
     "morphology": {"morphology": MorphologyConfig},
+    "variation": {"variation": VariationConfig},
 }
 
 # The Nevergrad algorithms exposed by name (hebbian_es.es.nevergrad.EXPOSED has one entry for each).

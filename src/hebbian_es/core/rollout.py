@@ -4,8 +4,11 @@ A lifetime: fresh random initial weights, then at every step a forward pass,
 the action sent to the env, and a Hebbian update of every plastic synapse with
 that step's activations.  No reward reaches the network, except where the rule asks
 for it (a three-factor rule, rule.modulation=reward: the update reads the reward of
-the step just taken; 0 for lifetimes that have ended).  B lifetimes run together:
-the network work is batched over the population; envs step one by one.
+the step just taken; 0 for lifetimes that have ended).  B lifetimes run
+together: the network work is batched over the population; the envs step one by one
+(a gymnasium env per lifetime), or all together as arrays where the env config declares
+a batched env (`env.vector`: envs/vector, envs/runner.VectorRunner).  Either way the loop
+sees the same two calls (envs/runner.batch_of): reset(seeds) and step(actions, rows).
 
 Hooks let analyses perturb a lifetime without a second loop (hebbian_es.analysis.hooks
 has the ones `python -m hebbian_es.analyze` uses).  A hook may implement any of,
@@ -31,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from hebbian_es.envs.runner import EnvRunner
+from hebbian_es.envs.runner import EnvRunner, VectorRunner, batch_of
 from hebbian_es.envs.spec import ActionMapper, ObservationBatcher
 from hebbian_es.core.network import PolicyPopulation
 
@@ -61,7 +64,7 @@ class LifetimeResult:
 
 def run_lifetimes(
     policy: PolicyPopulation,
-    runners: Sequence[EnvRunner],
+    runners: Sequence[EnvRunner] | VectorRunner,
     env_seeds: Sequence[int],
     init_seeds: Sequence[int],
     observe: ObservationBatcher,
@@ -70,11 +73,13 @@ def run_lifetimes(
     hooks: Sequence[Any] = (),
     record: RecordSpec = RecordSpec(),
 ) -> LifetimeResult:
-    """Run one lifetime per row of `policy` (row b in `runners[b]`) until every episode ends."""
+    """Run one lifetime per row of `policy` (row b in `runners[b]`, or row b of one VectorRunner)
+    until every episode ends."""
     b = policy.batch
-    assert len(runners) == b == len(env_seeds) == len(init_seeds)
+    envs = batch_of(runners)
+    assert (isinstance(runners, VectorRunner) or len(runners) == b) and b == len(env_seeds) == len(init_seeds)
     policy.reset(init_seeds)
-    raw = [r.reset(s) for r, s in zip(runners, env_seeds)]
+    envs.reset(env_seeds)
     returns = np.zeros(b)
     steps = np.zeros(b, dtype=np.int64)
     alive = np.ones(b, dtype=bool)
@@ -98,7 +103,7 @@ def run_lifetimes(
             if keep and record.weights:
                 w_trace.append([w.numpy().copy() for w in policy.plastic_weights()])
                 w_steps.append(t)
-            out = policy.forward(observe(raw))
+            out = policy.forward(observe(envs.obs))
             blown = ~torch.isfinite(out).all(dim=1).numpy()
             if blown.any():
                 hit = blown & alive
@@ -119,19 +124,18 @@ def run_lifetimes(
                 kept_actions = np.array(actions, dtype=np.float64)
                 kept_actions[~alive] = np.nan
                 action_trace.append(kept_actions)
-            step_rewards = np.full(b, np.nan) if record.rewards else None
-            third_factor = np.zeros(b) if policy.needs_reward else None  # the reward the update reads
-            for i in np.flatnonzero(alive):
-                raw[i], r, done = runners[i].step(actions[i])
-                returns[i] += r
-                steps[i] += 1
-                if step_rewards is not None:
-                    step_rewards[i] = r
-                if third_factor is not None:
-                    third_factor[i] = r
-                if done:
-                    alive[i] = False
-            if step_rewards is not None:
+            rows = np.flatnonzero(alive)
+            r, done = envs.step(actions, rows)
+            returns[rows] += r
+            steps[rows] += 1
+            alive[rows[done]] = False
+            third_factor = None
+            if policy.needs_reward:  # the reward the update reads: the step's, 0 where a lifetime has ended
+                third_factor = np.zeros(b)
+                third_factor[rows] = r
+            if record.rewards:
+                step_rewards = np.full(b, np.nan)
+                step_rewards[rows] = r
                 rewards.append(step_rewards)
             if policy.plastic:
                 reward = None if third_factor is None else torch.as_tensor(third_factor, dtype=torch.float32)

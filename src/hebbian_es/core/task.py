@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hebbian_es.config import DistributionConfig, InitConfig, MorphologyConfig, NetworkConfig, TrainConfig
+from hebbian_es.config import DistributionConfig, InitConfig, MorphologyConfig, NetworkConfig, TrainConfig, VariationConfig
 from hebbian_es.core import distributions
 from hebbian_es.envs.spec import EnvSpec, build_env_spec
 from hebbian_es.errors import ConfigError
@@ -228,6 +228,56 @@ def env_variants(mcfg: MorphologyConfig | None, env: EnvSpec, phase: str) -> tup
     return tuple(test)
 
 
+def variation_variants(vcfg: VariationConfig, env: EnvSpec, phase: str) -> tuple[EnvSpec, ...]:
+    """The envs of a phase with hidden per-lifetime variation (envs/variation.py), as bodies are
+    declared: `variation.train` (presets, or `random`: values drawn per lifetime from
+    `variation.random`), `variation.test` presets, each marked seen when every value lies inside
+    the training support (the ranges, choices and values training met), else unseen."""
+    from hebbian_es.envs import variation as var
+
+    physical = var.parameters_of(env.vector)
+    obs_size = int(np.prod(env.observation.raw_shape)) if env.observation.raw_shape else env.observation.shape[0]
+    discrete = env.action.kind == "discrete"
+    presets = {"nominal": {}, **{str(k): dict(v or {}) for k, v in vcfg.presets.items()}}
+
+    def variant(name: str, key: str) -> var.Variation:
+        if name == "random":
+            if not vcfg.random:
+                raise ConfigError(f"{key} has 'random' but variation.random is empty; give parameter ranges there")
+            return var.build_variation({}, vcfg.random, "variation.random", physical, obs_size, discrete)
+        if name not in presets:
+            raise ConfigError(f"{key} entry {name!r} is not known; allowed: {sorted(presets)} or 'random'")
+        return var.build_variation(presets[name], {}, f"variation.presets.{name}", physical, obs_size, discrete)
+
+    needs_physics = [n for n in {*vcfg.random, *(k for p in presets.values() for k in p)} if n not in var.GENERIC]
+    if needs_physics and env.vector is None:
+        raise ConfigError(
+            f"variation sets {sorted(needs_physics)} but env {env.id} has no batched implementation to vary "
+            "(env.vector is null); allowed without it: action_sign, action_gain, obs_permutation"
+        )
+    if vcfg.random:  # checked whichever phase is built: a bad range is one line before anything runs
+        var.build_variation({}, vcfg.random, "variation.random", physical, obs_size, discrete)
+    if not vcfg.train:
+        raise ConfigError("variation.train is empty; give at least one variant, e.g. [random] or [nominal]")
+    train = [(n, variant(n, "variation.train")) for n in vcfg.train]
+    if phase == "train":
+        return tuple(replace(env, variation=v, name=n, seen=True) for n, v in train)
+    if not vcfg.test:
+        raise ConfigError("variation.test is empty: nothing to test; give presets, e.g. [nominal]")
+    defaults = {**physical, **(_batch_defaults(env) if env.vector else {}), **var.generic_defaults(obs_size)}
+    out = []
+    for name in vcfg.test:
+        v = variant(name, "variation.test")
+        out.append(replace(env, variation=v, name=name, seen=var.support_contains([t for _, t in train], v, defaults)))
+    return tuple(out)
+
+
+def _batch_defaults(env: EnvSpec) -> dict[str, float]:
+    from hebbian_es.envs.vector import load_batch_env
+
+    return load_batch_env(str(env.vector))(**dict(env.make_kwargs)).defaults()
+
+
 def build_task(cfg: TrainConfig, phase: str = "train") -> Task:
     """Build and validate everything the run needs from the typed config (`hebbian_es.config.to_object`).
 
@@ -248,7 +298,9 @@ def build_task(cfg: TrainConfig, phase: str = "train") -> Task:
     layout = build_layout(network, rule, coevolve_initial_weights=cfg.init.coevolve, plasticity=plasticity)
     if layout.size == 0:
         raise ConfigError("the configuration evolves nothing: no plastic layers and no static weights")
-    envs = env_variants(cfg.morphology, env, phase)
+    if cfg.morphology is not None and cfg.variation is not None:
+        raise ConfigError("morphology and variation are both set; choose one (morphology=null or variation=null)")
+    envs = variation_variants(cfg.variation, env, phase) if cfg.variation is not None else env_variants(cfg.morphology, env, phase)
     return Task(
         envs, network, rule, layout, cfg.init, cfg.coefficient_init, cfg.env.step_limit,
         evolved_init=cfg.evolved_init, l2_coefficients_only=cfg.fitness.l2_params == "coefficients",

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from hebbian_es.config import ActionConfig, EnvConfig, ObservationConfig
+from hebbian_es.envs.variation import Variation
 from hebbian_es.errors import ConfigError
 from hebbian_es.numerics import pointwise
 
@@ -97,6 +98,8 @@ class EnvSpec:
     end_on_terminated: bool = True  # False: only truncation and early stop end an episode
     terminated_after: int | None = None  # terminated ends the episode only at steps t > this (t from 0)
     append_reward: bool = False  # the last reward appended to the observation (envs/reward_obs.py)
+    vector: str | None = None  # module:Class of a batched numpy env (envs/vector): lifetimes stepped as arrays
+    variation: Variation | None = None  # hidden per-lifetime variation (envs/variation.py), from the variation group
 
 
 def _check_gym_id(env_id: str) -> None:
@@ -123,6 +126,10 @@ def make_gym_env(spec: EnvSpec) -> gym.Env:
     env = gym.make(spec.id, **kwargs)
     for wrapper in spec.wrappers:
         env = instantiate(wrapper, env=env)
+    if spec.variation is not None:
+        from hebbian_es.envs.variation import Varied
+
+        env = Varied(env, spec.variation, spec.vector, spec.make_kwargs)
     if spec.append_reward:
         from hebbian_es.envs.reward_obs import AppendReward
 
@@ -159,7 +166,10 @@ def build_env_spec(cfg: EnvConfig) -> EnvSpec:
         end_on_terminated=cfg.end_on_terminated,
         terminated_after=cfg.terminated_after,
         append_reward=cfg.observation.append_reward,
+        vector=cfg.vector,
     )
+    if cfg.vector is not None:
+        _check_vector(base)
     try:
         env = make_gym_env(base)
     except ConfigError:
@@ -172,6 +182,20 @@ def build_env_spec(cfg: EnvConfig) -> EnvSpec:
     finally:
         env.close()
     return replace(base, observation=obs, action=act)
+
+
+def _check_vector(spec: EnvSpec) -> None:
+    """env.vector: a batched env class that takes the env's make kwargs, and no wrappers (the
+    batched path cannot apply gymnasium wrappers; the episode protocol it does apply)."""
+    from hebbian_es.envs.vector import load_batch_env
+
+    cls = load_batch_env(str(spec.vector))
+    if spec.wrappers:
+        raise ConfigError(
+            f"env.vector={spec.vector!r} cannot apply env.wrappers ({len(spec.wrappers)} given); "
+            "allowed: env.wrappers=[] with env.vector, or env.vector=null"
+        )
+    cls(**dict(spec.make_kwargs))  # an unsupported make kwarg is one line here
 
 
 def _observation_spec(space: gym.Space, cfg: ObservationConfig) -> ObservationSpec:
@@ -292,7 +316,8 @@ class ObservationBatcher:
         if s.kind == "onehot":
             idx = torch.as_tensor(np.asarray(raw, dtype=np.int64))
             return F.one_hot(idx, s.n_values).to(torch.float32)
-        x = torch.from_numpy(np.stack(raw))
+        # a batched env's (B, n) array is copied too: the update after the env step reads this input
+        x = torch.from_numpy(np.array(raw) if isinstance(raw, np.ndarray) else np.stack(raw))
         if s.kind == "vector":
             x = x.reshape(len(raw), -1).to(torch.float32)
             return x / s.scale if s.scale != 1.0 else x

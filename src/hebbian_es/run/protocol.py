@@ -234,6 +234,8 @@ def env_stats(env: EnvSpec, r: np.ndarray, drawdown: np.ndarray | None = None) -
         stats["seen"] = bool(env.seen)
         damages = env.make_kwargs.get(env.morphology_kwarg) if env.morphology_kwarg else None
         stats["damages"] = damages or []
+        if env.variation is not None:  # the hidden per-lifetime values of this test variant
+            stats["variation"] = env.variation.describe()
     if env.solved_threshold is not None:
         stats["solved_threshold"] = env.solved_threshold
         stats["solved"] = bool(len(ok)) and stats["mean"] >= env.solved_threshold
