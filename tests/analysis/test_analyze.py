@@ -211,6 +211,7 @@ ANALYSIS_ARGS = {
     "weights": ["steps=[0,5,500]"],
     "video": ["every=4", "frames=4"],
     "static_vs_hebbian": ["t0=2", "t1=5", "episodes=2", "smooth=3"],
+    "rules": ["max_rules=9", "points=11"],
 }
 EXPECTED = {
     "freeze": ["freeze.png", "freeze.csv"],
@@ -220,6 +221,7 @@ EXPECTED = {
     "weights": ["weights_cartpole.png", "weights_cartpole.npz"],
     "video": ["video_cartpole.gif", "video_cartpole.png", "video_cartpole.csv"],
     "static_vs_hebbian": ["static_vs_hebbian.png", "static_vs_hebbian.csv"],
+    "rules": ["rules.png", "rules.npz"],
 }
 
 
@@ -254,6 +256,11 @@ def test_each_analysis_writes_its_files(runs: SimpleNamespace, tmp_path: Path, a
         assert by_k["500"]["mean"] == summary["results"]["cartpole"]["never_frozen"]["mean"]
     if analysis == "weight_zeroing":
         assert summary["results"]["cartpole"]["zeroed_weights"] == sum(round(a * b / 3) for a, b in CARTPOLE_SHAPES)
+    if analysis == "rules":  # per-synapse ABCD: every synapse its own rule, the first 9 shown
+        synapses = sum(a * b for a, b in CARTPOLE_SHAPES)
+        assert summary["results"]["rules"] == synapses and summary["results"]["shown"] == 9
+        data = np.load(tmp_path / "rules.npz")
+        assert data["delta"].shape == (9, 11, 11) and data["coefficients"].shape == (9, 5)
 
 
 def test_default_output_dir_is_the_runs_analysis_folder(runs: SimpleNamespace) -> None:

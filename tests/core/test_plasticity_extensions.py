@@ -70,7 +70,7 @@ def _plasticity(rule_name: str, modulation: str, sharing: str, k: int = 3) -> Pl
 
 
 def _run_and_compare(rule_name: str, plasticity: Plasticity, regulariser: str, gen: torch.Generator, steps: int = 3) -> None:
-    rule = get_rule(rule_name)
+    rule = get_rule(rule_name, eta_map="identity")  # η as evolved (oja, bcm default to sigmoid: test_plasticity_options.py)
     spec = NetworkSpec(input_shape=(N_IN,), output_size=N_OUT, hidden=(N_HID,), output_activation="tanh", normalize_weights=regulariser)
     layout = build_layout(spec, rule, coevolve_initial_weights=False, plasticity=plasticity)
     params = torch.randn(B, layout.size, generator=gen) * 0.5
@@ -161,7 +161,7 @@ def test_boolean_normalize_weights_is_max_abs(gen):
 
 @pytest.mark.parametrize("name", ["oja", "bcm"])
 def test_oja_and_bcm_delta_equal_scalar_loop(name, gen):
-    rule = get_rule(name)
+    rule = get_rule(name, eta_map="identity")
     assert rule.coefficient_names == ("eta",) and rule.coefficients_per_synapse == 1
     coeffs = torch.randn(B, 1, N_HID, N_IN, generator=gen, dtype=torch.float64)
     pre = torch.randn(B, N_IN, generator=gen, dtype=torch.float64)
@@ -281,7 +281,7 @@ def test_default_fingerprint_and_counts_are_unchanged(compose_config):
 # ---- bad configuration: ConfigError naming the key and the allowed values --------------------
 
 BAD = {
-    "modulation": (["rule.modulation=dopamine"], "rule.modulation='dopamine'; allowed: ['none', 'neuron', 'layer']"),
+    "modulation": (["rule.modulation=dopamine"], "rule.modulation='dopamine'; allowed: ['none', 'neuron', 'layer', 'reward']"),
     "sharing": (["rule.sharing=all"], "rule.sharing='all'; allowed: ['none', 'random', 'post', 'merged']"),
     "k_zero": (["rule.sharing=random", "rule.shared_k=0"], "rule.shared_k=0: must be in 1..672"),
     "k_too_big": (["rule.sharing=random", "rule.shared_k=673"], "rule.shared_k=673: must be in 1..672"),
@@ -305,7 +305,7 @@ def test_bad_plasticity_config_is_one_config_error(compose_config, case, tmp_pat
 
 
 CLI_REFUSED = {
-    "modulation": (["rule.modulation=dopamine"], "error: rule.modulation='dopamine'; allowed: ['none', 'neuron', 'layer']"),
+    "modulation": (["rule.modulation=dopamine"], "error: rule.modulation='dopamine'; allowed: ['none', 'neuron', 'layer', 'reward']"),
     "k_zero": (["rule.sharing=random", "rule.shared_k=0"], "error: rule.shared_k=0: must be in 1..8,832 (the plastic synapses)"),
 }
 

@@ -46,8 +46,9 @@ REFERENCE_NAMES = {
     "abcd_d_out": {"A", "B", "C", "D"},
     "abcd_d_in_out": {"A", "B", "C", "D_in", "D_out"},
 }
-# Oja and BCM read the weights and a sliding threshold: tests/core/test_plasticity_extensions.py
-EXTENSIONS = {"oja", "bcm"}
+# Oja and BCM read the weights and a sliding threshold: tests/core/test_plasticity_extensions.py;
+# abcd_trace accumulates a trace over steps: tests/core/test_plasticity_options.py
+EXTENSIONS = {"oja", "bcm", "abcd_trace"}
 PLASTIC = sorted(n for n, r in RULES.items() if r.plastic and n not in EXTENSIONS)
 
 

@@ -78,7 +78,8 @@ def test_merge_writes_a_run_at_generation_zero_that_training_continues(trained: 
             merge(MergeArgs(run=str(trained), k=k, out=str(tmp_path / "bad")))
     assert not (tmp_path / "bad").exists()
 
-    out = merge(MergeArgs(run=str(trained), k=4, out=str(tmp_path / "merged")))
+    # features=coefficients: k-means on the raw coefficients, the centroids as rules (the first pass's merge)
+    out = merge(MergeArgs(run=str(trained), k=4, out=str(tmp_path / "merged"), features="coefficients"))
     info = json.loads((out / "merge.json").read_text())
     assert info["k"] == 4 and info["source_run"] == str(trained)
     assert sum(info["assignment_counts"]) == SYNAPSES and min(info["assignment_counts"]) > 0
@@ -104,11 +105,21 @@ def test_merge_writes_a_run_at_generation_zero_that_training_continues(trained: 
     d = ((coeffs[:, None, :] - centroids[None]) ** 2).sum(axis=2)
     assert np.array_equal(d.argmin(axis=1), labels)
 
-    again = merge(MergeArgs(run=str(trained), k=4, out=str(tmp_path / "again")))  # deterministic
+    again = merge(MergeArgs(run=str(trained), k=4, out=str(tmp_path / "again"), features="coefficients"))  # deterministic
     assert np.array_equal(np.load(again / ASSIGNMENT_FILE), labels)
     assert torch.equal(load_torch(again / "checkpoints" / "last.pt")["params"], saved["params"])
     with pytest.raises(ConfigError, match="exists and is not empty"):
         merge(MergeArgs(run=str(trained), k=4, out=str(out)))
+
+    # features=update (the default): clustered by Δw on the activity grid; each rule is a member of its cluster
+    by_update = merge(MergeArgs(run=str(trained), k=4, out=str(tmp_path / "by_update")))
+    assert json.loads((by_update / "merge.json").read_text())["features"] == "update"
+    shared = build_task(config.load(by_update / "config.yaml")).layout.views(load_torch(by_update / "checkpoints" / "last.pt")["params"][None])
+    rules = shared["shared.coefficients"][0].double().numpy().T  # (K, C)
+    update_labels = np.load(by_update / ASSIGNMENT_FILE)
+    for r, rule in enumerate(rules):
+        members = coeffs[update_labels == r]
+        assert len(members) and (members == rule.astype(np.float32).astype(np.float64)).all(axis=1).any()
 
     # the training command continues the merged run, evolving the 4 rules only
     summary = train(config.compose([*TINY, "rule.sharing=merged", "rule.shared_k=4", f"rule.assignment={ASSIGNMENT_FILE}", f"run_dir={out}"]))

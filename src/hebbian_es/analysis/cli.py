@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 
 from hebbian_es import cli_args
-from hebbian_es.analysis import freeze, pca, progress, saturation, static_vs_hebbian, video, weights, zeroing
+from hebbian_es.analysis import freeze, pca, progress, rules, saturation, static_vs_hebbian, video, weights, zeroing
 from hebbian_es.analysis.args import CommonArgs, parse
 from hebbian_es.analysis.loaded import LoadedRun
 from hebbian_es.analysis.outputs import Outputs, log_to_wandb
@@ -41,6 +41,7 @@ MODULES: dict[str, ModuleType] = {
     "weights": weights,
     "video": video,
     "static_vs_hebbian": static_vs_hebbian,
+    "rules": rules,
 }
 ANALYSES = tuple(MODULES)
 

@@ -254,3 +254,31 @@ def frames_plot(frames: Sequence[np.ndarray], steps: Sequence[int], totals: Sequ
         ax.imshow(f)
         ax.set_title(f"step {s} · return so far {tot:.1f}", fontsize=8)
     return save_figure(fig, path, title)
+
+
+# ---- rules -----------------------------------------------------------------------------------------
+def rules_plot(
+    grid: np.ndarray, pre: np.ndarray, post: np.ndarray, labels: Sequence[str], path: Path, title: str,
+    post_label: str = "post-synaptic activity o_j",
+) -> Path:
+    """One heatmap per rule: Δw (colour, each rule on its own symmetric scale, red > 0 > blue) over
+    pre-synaptic (x) and post-synaptic (y) activity; its largest |Δw| in the panel's title."""
+    k = len(grid)
+    cols = int(np.ceil(np.sqrt(k)))
+    rows = int(np.ceil(k / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols + 0.8, 2.1 * rows + 1.2), layout="constrained", squeeze=False)
+    extent = (float(pre[0]), float(pre[-1]), float(post[0]), float(post[-1]))
+    for r, ax in enumerate(axes.flat):
+        if r >= k:
+            ax.axis("off")
+            continue
+        peak = float(np.abs(grid[r]).max()) or 1.0
+        ax.imshow(grid[r].T, origin="lower", extent=extent, aspect="auto", cmap="RdBu_r", vmin=-peak, vmax=peak)
+        ax.contour(pre, post, grid[r].T, levels=[0.0], colors="k", linewidths=0.6)
+        ax.set_title(f"{labels[r]}\nmax|Δw| {peak:.3g}", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in axes[-1]:
+        ax.set_xlabel("pre-synaptic activity o_i", fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(post_label, fontsize=7)
+    return save_figure(fig, path, title)

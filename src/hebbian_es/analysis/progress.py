@@ -94,4 +94,6 @@ def planned_lifetimes(name: str, run: Any, a: Any) -> int:
         return bodies * 4 * a.episodes
     if name == "pca":  # one lifetime with the evolved and one with random coefficients
         return bodies * 2
+    if name == "rules":  # the rules alone: no lifetime
+        return 0
     return bodies  # weights, video: one lifetime per body

@@ -10,6 +10,9 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import II, MISSING
 
+# the rule group's schema lives in rule_schema.py (this module's length); it is part of this one home
+from hebbian_es.config.rule_schema import MergeConfig, RuleConfig  # noqa: F401
+
 # --------------------------------------------------------------------------- env
 
 
@@ -83,23 +86,6 @@ class EnvConfig:
 
 
 # --------------------------------------------------------------------------- rule, network, init
-
-
-@dataclass
-class RuleConfig:
-    name: str = MISSING  # a rule of hebbian_es.core.rules.RULES
-    use_eta: bool = True  # false drops the per-synapse learning rate
-    # Beyond the paper (docs/plasticity.md).  modulation: none | neuron (m_j = tanh(v_j . x) gates
-    # post neuron j's updates) | layer (one m = tanh(v . x) per layer); v evolved, static.
-    modulation: str = "none"
-    # none (a rule per synapse) | random (K rules, fixed balanced random assignment from sharing_seed) |
-    # post (rule = post neuron j mod K; shared_k null: one per post neuron of each layer) | merged
-    # (the assignment file `python -m hebbian_es.merge` writes)
-    sharing: str = "none"
-    shared_k: Optional[int] = None  # K, the number of shared rules
-    sharing_seed: int = 0  # sharing=random: the assignment's seed
-    assignment: Optional[str] = None  # sharing=merged: .npy of rule indices; relative: to run_dir
-    bcm_tau: float = 100.0  # rule=bcm: θ_j <- θ_j + (o_j² - θ_j) / bcm_tau every step (configured, not evolved)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """k-means with k-means++ seeding, in NumPy: seeded, deterministic, no sklearn.
 
-Used by `python -m hebbian_es.merge` to cluster a trained run's per-synapse rule
-coefficients into K shared rules (Pedersen & Risi 2021).  Same data, k and seed give
+Used to cluster a run's per-synapse rules into K shared rules (Pedersen & Risi 2021):
+by `python -m hebbian_es.merge` and by merging during evolution (core/merging.py).  Same data, k and seed give
 the same centres and labels on every machine that runs the same NumPy.
 """
 
@@ -19,6 +19,37 @@ class KMeansResult:
     inertia: float  # sum of squared distances of the points to their centres
     iterations: int  # Lloyd iterations run
     converged: bool  # the labels stopped changing before max_iter
+
+
+BLOCK_ENTRIES = 1 << 24  # the most (point, centre) distances held at once: 128 MB of float64
+
+
+def _rows_per_chunk(k: int) -> int:
+    """Rows of x per distance block: 65,536 (as before) unless k centres would make the block large."""
+    return max(1, min(65_536, BLOCK_ENTRIES // max(1, k)))
+
+
+def nearest(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's nearest centre and its squared distance to it, in blocks of rows (bounded memory
+    also for thousands of centres: a merge of 12,288 rules into 3,072)."""
+    labels = np.empty(len(x), dtype=np.int64)
+    own = np.empty(len(x))
+    chunk = _rows_per_chunk(len(centers))
+    for start in range(0, len(x), chunk):
+        d = sq_distances(x[start : start + chunk], centers, chunk)
+        labels[start : start + chunk] = d.argmin(axis=1)
+        own[start : start + chunk] = d[np.arange(len(d)), labels[start : start + chunk]]
+    return labels, own
+
+
+def _own_distances(x: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Squared distance of every point to its own centre (the same arithmetic as `nearest`)."""
+    own = np.empty(len(x))
+    chunk = _rows_per_chunk(len(centers))
+    for start in range(0, len(x), chunk):
+        d = sq_distances(x[start : start + chunk], centers, chunk)
+        own[start : start + chunk] = d[np.arange(len(d)), labels[start : start + chunk]]
+    return own
 
 
 def sq_distances(x: np.ndarray, centers: np.ndarray, chunk: int = 65_536) -> np.ndarray:
@@ -71,9 +102,7 @@ def _lloyd(x: np.ndarray, centers: np.ndarray, max_iter: int) -> KMeansResult:
     labels = np.full(len(x), -1, dtype=np.int64)
     converged, it = False, 0
     for it in range(1, max_iter + 1):
-        d = sq_distances(x, centers)
-        new = d.argmin(axis=1)
-        own = d[np.arange(len(x)), new]
+        new, own = nearest(x, centers)
         counts = np.bincount(new, minlength=k)
         taken: set[int] = set()
         for c in np.flatnonzero(counts == 0):  # an empty cluster takes the worst-fitting point
@@ -89,5 +118,5 @@ def _lloyd(x: np.ndarray, centers: np.ndarray, max_iter: int) -> KMeansResult:
         labels = new
         sizes = np.bincount(labels, minlength=k)[:, None]
         centers = np.stack([np.bincount(labels, weights=x[:, j], minlength=k) for j in range(x.shape[1])], axis=1) / sizes
-    inertia = float(sq_distances(x, centers)[np.arange(len(x)), labels].sum())
+    inertia = float(_own_distances(x, centers, labels).sum())
     return KMeansResult(centers, labels, inertia, it, converged)

@@ -193,8 +193,12 @@ class PolicyPopulation:
         # Anything beyond the paper's rule (modulation, shared rules, Oja/BCM terms, other
         # regularisers) takes the extended update (core/plasticity.py); the paper's keeps its own.
         self.extended: PlasticState | None = None
-        if self.plastic and not (plasticity.is_default and rule.terms <= BASIC_TERMS and self.regulariser in ("none", "max_abs")):
-            self.extended = PlasticState(rule, plasticity, self.blocks, self.plastic)
+        if self.plastic and not (
+            plasticity.is_default and rule.terms <= BASIC_TERMS and not rule.trace and self.regulariser in ("none", "max_abs")
+        ):
+            n_fc = len(spec.fc_shapes)
+            units = [spec.output_activation if l == n_fc - 1 else spec.hidden_activation for l in range(n_fc)]
+            self.extended = PlasticState(rule, plasticity, self.blocks, self.plastic, units)
         self.coefficients = (
             {l: self.blocks[f"fc{l}.coefficients"] for l in self.plastic} if plasticity.sharing == "none" else {}
         )
@@ -221,8 +225,9 @@ class PolicyPopulation:
         if self.extended is None:
             self.folded = {l: self.rule.fold(self.coefficients[l]) for l in self.plastic}
         else:
-            self.folded = {l: self.rule.fold(self.extended.coefficients(self.blocks, l)) for l in self.plastic}
-            self.extended.reset(self.batch, self.spec.fc_shapes)
+            coefficients = {l: self.extended.coefficients(self.blocks, l) for l in self.plastic}
+            self.folded = {l: self.rule.fold(c) for l, c in coefficients.items()}
+            self.extended.reset(self.batch, self.spec.fc_shapes, coefficients)
 
     def _fresh_initial_weights(self, init_seeds: Sequence[int]) -> dict[int, torch.Tensor]:
         layers = [l for l in sorted(self.plastic) if f"fc{l}.initial_weight" not in self.blocks]
@@ -263,14 +268,17 @@ class PolicyPopulation:
         self.activations = acts
         return h
 
-    def update(self) -> None:
-        """One Hebbian step with the activations of the last forward pass."""
+    @property
+    def needs_reward(self) -> bool:
+        """The update reads the step's reward (a three-factor rule: rule.modulation=reward)."""
+        return self.extended is not None and self.extended.p.modulation == "reward"
+
+    def update(self, reward: torch.Tensor | None = None) -> None:
+        """One Hebbian step with the activations of the last forward pass; reward: (B,), the reward
+        of the step just taken, for a rule that reads it (needs_reward), else ignored."""
         acts = self.activations
         if self.extended is not None:
-            for layer in self.plastic:
-                self.extended.update_layer(
-                    layer, self.weights[layer], self.folded[layer], acts[layer], acts[layer + 1], self.regulariser, self.scratch[layer]
-                )
+            self.extended.update(self.weights, acts, self.folded, self.regulariser, self.scratch, reward)
             return
         for layer in self.plastic:
             w = self.weights[layer]

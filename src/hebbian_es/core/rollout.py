@@ -2,7 +2,9 @@
 
 A lifetime: fresh random initial weights, then at every step a forward pass,
 the action sent to the env, and a Hebbian update of every plastic synapse with
-that step's activations.  No reward reaches the network.  B lifetimes run
+that step's activations.  No reward reaches the network, except where the rule asks
+for it (a three-factor rule, rule.modulation=reward: the update reads the reward of
+the step just taken; 0 for lifetimes that have ended).  B lifetimes run
 together: the network work is batched over the population; the envs step one by one
 (a gymnasium env per lifetime), or all together as arrays where the env config declares
 a batched env (`env.vector`: envs/vector, envs/runner.VectorRunner).  Either way the loop
@@ -127,12 +129,17 @@ def run_lifetimes(
             returns[rows] += r
             steps[rows] += 1
             alive[rows[done]] = False
+            third_factor = None
+            if policy.needs_reward:  # the reward the update reads: the step's, 0 where a lifetime has ended
+                third_factor = np.zeros(b)
+                third_factor[rows] = r
             if record.rewards:
                 step_rewards = np.full(b, np.nan)
                 step_rewards[rows] = r
                 rewards.append(step_rewards)
             if policy.plastic:
-                _hebbian_step(policy, [g(t) for g in gate])
+                reward = None if third_factor is None else torch.as_tensor(third_factor, dtype=torch.float32)
+                _hebbian_step(policy, [g(t) for g in gate], reward)
             t += 1
     if record.weights:
         w_trace.append([w.numpy().copy() for w in policy.plastic_weights()])
@@ -151,20 +158,21 @@ def run_lifetimes(
     return result
 
 
-def _hebbian_step(policy: PolicyPopulation, gates: list[Any]) -> None:
-    """The Hebbian update, for the lifetimes every gate lets through (a bool or a (B,) mask each)."""
+def _hebbian_step(policy: PolicyPopulation, gates: list[Any], reward: torch.Tensor | None = None) -> None:
+    """The Hebbian update, for the lifetimes every gate lets through (a bool or a (B,) mask each);
+    reward: the step's reward, for a rule that reads it."""
     if not gates:
-        policy.update()
+        policy.update(reward)
         return
     enabled = np.ones(policy.batch, dtype=bool)
     for g in gates:
         enabled &= np.broadcast_to(np.asarray(g, dtype=bool), enabled.shape)
     if enabled.all():
-        policy.update()
+        policy.update(reward)
     elif enabled.any():
         frozen = torch.from_numpy(~enabled)
         kept = [w[frozen].clone() for w in policy.plastic_weights()]
-        policy.update()
+        policy.update(reward)
         for w, k in zip(policy.plastic_weights(), kept):
             w[frozen] = k
 

@@ -18,7 +18,7 @@ from hebbian_es.envs.spec import EnvSpec, build_env_spec
 from hebbian_es.errors import ConfigError
 from hebbian_es.core.network import ACTIVATIONS, ConvSpec, NetworkSpec, ParamLayout, PolicyPopulation, build_layout
 from hebbian_es.core.plasticity import DEFAULT, Plasticity, regulariser_name
-from hebbian_es.core.rules import HebbianRule, get_rule
+from hebbian_es.core.rules import RULES, HebbianRule, get_rule
 
 NETWORK_KINDS = ("auto", "mlp", "cnn_mlp")
 # seed streams: env seeds of each lie in a disjoint range; SELECTION: the fresh validation lifetimes
@@ -85,6 +85,17 @@ class Task:
             parts.append(f"rule.modulation={p.modulation}: +{c['modulation_weights']:,} modulatory weights")
         return "; ".join(parts) or None
 
+    def with_shared_rules(self, k: int, assignment: np.ndarray) -> "Task":
+        """This task with K shared rules, `assignment` (every plastic synapse's rule, layer by
+        layer, (out, in) row-major) as sharing=merged: what a merge turns a run into."""
+        from hebbian_es.core.plasticity import build_assignment
+
+        shapes = [self.network.fc_shapes[l] for l in self.network.plastic_indices(self.rule)]
+        k, parts = build_assignment("merged", k, shapes, loaded=assignment)
+        plasticity = replace(self.plasticity, sharing="merged", k=k, assignment=parts)
+        layout = build_layout(self.network, self.rule, coevolve_initial_weights=self.weight_init.coevolve, plasticity=plasticity)
+        return replace(self, plasticity=plasticity, layout=layout)
+
     def fingerprint(self) -> dict[str, Any]:
         """What a checkpoint must match to be loaded into this task."""
         return {
@@ -95,6 +106,7 @@ class Task:
             "layout": self.layout.describe(),
             # only beyond the paper's rule, so the checkpoints of default runs keep their fingerprint
             **({} if self.plasticity.is_default else {"plasticity": self.plasticity.fingerprint()}),
+            **({"rule_options": self.rule.options()} if self.rule.options() else {}),
         }
 
 
@@ -272,7 +284,8 @@ def build_task(cfg: TrainConfig, phase: str = "train") -> Task:
     phase="test" gives the test envs (e.g. every test morphology) instead of the training ones."""
     if phase not in PHASES:
         raise ValueError(f"phase={phase!r}; allowed: {PHASES}")
-    rule = get_rule(cfg.rule.name, cfg.rule.use_eta)
+    r = cfg.rule
+    rule = get_rule(r.name, r.use_eta, eta_map=r.eta_map, eta_scale=r.eta_scale, trace_tau=r.trace_tau)
     distributions.check_distribution(cfg.init, "init")
     distributions.check_distribution(cfg.coefficient_init, "coefficient_init")
     if cfg.evolved_init is not None:
@@ -296,8 +309,11 @@ def build_task(cfg: TrainConfig, phase: str = "train") -> Task:
 
 
 def build_plasticity(cfg: TrainConfig, network: NetworkSpec, rule: HebbianRule) -> Plasticity:
-    """rule.modulation / sharing / shared_k / assignment / bcm_tau, checked (ConfigError naming the key)."""
+    """rule.modulation / sharing / shared_k / assignment / bcm_tau / bcm_rates / average_steps / update_every,
+    checked (ConfigError naming the key)."""
     from hebbian_es.core.plasticity import MODULATIONS, SHARINGS, build_assignment
+
+    from hebbian_es.core.plasticity import RATES
 
     r = cfg.rule
     if r.modulation not in MODULATIONS:
@@ -306,22 +322,37 @@ def build_plasticity(cfg: TrainConfig, network: NetworkSpec, rule: HebbianRule) 
         raise ConfigError(f"rule.sharing={r.sharing!r}; allowed: {list(SHARINGS)}")
     if not r.bcm_tau >= 1:
         raise ConfigError(f"rule.bcm_tau={r.bcm_tau}: must be >= 1 (steps)")
+    for key in ("average_steps", "update_every"):
+        if getattr(r, key) < 1:
+            raise ConfigError(f"rule.{key}={getattr(r, key)}: must be >= 1 (steps)")
     if r.sharing == "none" and r.shared_k is not None:
         raise ConfigError(f"rule.shared_k={r.shared_k} needs rule.sharing; allowed: {list(SHARINGS[1:])} (or rule.shared_k=null)")
-    if r.modulation == "none" and r.sharing == "none":
-        return Plasticity(bcm_tau=r.bcm_tau)
     plastic = network.plastic_indices(rule)
+    if r.bcm_rates:
+        if not rule.needs_threshold:
+            with_threshold = sorted(n for n, x in RULES.items() if x.needs_threshold)
+            raise ConfigError(f"rule.bcm_rates=true needs a rule with BCM's threshold; allowed: rule.name in {with_threshold}")
+        n_fc = len(network.fc_shapes)
+        for layer in plastic:
+            key = "output_activation" if layer == n_fc - 1 else "hidden_activation"
+            if getattr(network, key) not in RATES:
+                raise ConfigError(
+                    f"rule.bcm_rates=true needs rate units: network.{key}={getattr(network, key)!r} has no rate; allowed: {sorted(RATES)}"
+                )
+    common = dict(bcm_tau=r.bcm_tau, bcm_rates=r.bcm_rates, average_steps=r.average_steps, update_every=r.update_every)
+    if r.modulation == "none" and r.sharing == "none":
+        return Plasticity(**common)
     if not plastic:
         key, value = ("rule.modulation", r.modulation) if r.modulation != "none" else ("rule.sharing", r.sharing)
         raise ConfigError(f"{key}={value!r} needs plasticity; rule.name={rule.name!r} has no plastic synapses (allowed: none)")
     if r.sharing == "none":
-        return Plasticity(modulation=r.modulation, bcm_tau=r.bcm_tau)
+        return Plasticity(modulation=r.modulation, **common)
     shapes = [network.fc_shapes[l] for l in plastic]
     loaded = None
     if r.sharing == "merged":
         loaded = _load_assignment(r.assignment, cfg.run_dir)
     k, assignment = build_assignment(r.sharing, r.shared_k, shapes, r.sharing_seed, loaded)
-    return Plasticity(modulation=r.modulation, sharing=r.sharing, k=k, assignment=assignment, bcm_tau=r.bcm_tau)
+    return Plasticity(modulation=r.modulation, sharing=r.sharing, k=k, assignment=assignment, **common)
 
 
 def _load_assignment(path: str | None, run_dir: str) -> np.ndarray:

@@ -171,6 +171,21 @@ class SeededES:
     def center(self, state: ESState) -> torch.Tensor:
         return state.center
 
+    def recenter(self, state: ESState, center: torch.Tensor, sources: torch.Tensor) -> ESState:
+        """Continue from another centre, of another dimension (a merge of rules: run/merging.py).
+        sources[i]: the old parameter new parameter i comes from (a shared rule's coefficient: its
+        representative synapse's).  Every per-parameter quantity of the state follows its parameter
+        (a per-parameter sigma, the step's momentum and Adam moments); lr, a single sigma, the step's
+        counters, generation and seed carry over, so the next noise comes from the same seeds."""
+        dim = state.center.numel()
+        sources = sources.to(torch.int64)
+
+        def follow(x: Any) -> Any:
+            return x[sources].clone() if isinstance(x, torch.Tensor) and x.dim() == 1 and x.numel() == dim else x
+
+        step = {k: follow(v) for k, v in state.step.items()}
+        return ESState(center.detach().to(torch.float32).clone(), state.lr, follow(state.sigma), state.generation, state.seed, step)
+
     def scalars(self, state: ESState) -> dict[str, float]:
         if not isinstance(state.sigma, torch.Tensor):
             return {"lr": state.lr, "sigma": state.sigma}

@@ -28,10 +28,11 @@ def check_compatible(saved: Mapping[str, Any], expected: Mapping[str, Any], path
     for key, want in expected.items():
         got = saved.get(key)
         if got != want:
-            raise ConfigError(
-                f"checkpoint {path} was made with {key}={_short(got)}, this config has {key}={_short(want)}; "
-                "use the run's own config or another run_dir"
-            )
+            fix = "use the run's own config or another run_dir"
+            if key == "rule_options" and got is None and isinstance(want, dict) and "eta_map" in want:
+                # oja and bcm read η through sigmoid since issue 29; their earlier checkpoints hold η itself
+                fix = "a checkpoint from before η maps (η as evolved): add rule.eta_map=identity (in its config.yaml: rule: eta_map: identity)"
+            raise ConfigError(f"checkpoint {path} was made with {key}={_short(got)}, this config has {key}={_short(want)}; {fix}")
 
 
 def _short(value: Any) -> str:

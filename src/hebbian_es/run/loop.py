@@ -102,6 +102,7 @@ class ESRun:
         draws: str = "common",
         observers: Sequence[Observer] = (),
         run_id: str = "",
+        merger: Any = None,
     ) -> None:
         self.task = task
         self.optimizer = optimizer
@@ -122,6 +123,7 @@ class ESRun:
         self.evaluator: Any = None
         self.started = False  # start() completed: the loop may run
         self.is_main = distributed.rank_info().is_main  # rank 0 alone attaches writing observers
+        self.merger = merger  # run/merging.RuleMerger: merges the rules during evolution (rule.merge.*)
 
     @property
     def generation(self) -> int:
@@ -142,7 +144,17 @@ class ESRun:
             "nonfinite_total": self.nonfinite_total,
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
+            # a run that merged its rules: the assignment the task is rebuilt with (core/merging.py)
+            **({"merges": self.merger.state()} if self.merger is not None and self.merger.done else {}),
         }
+
+    def adopt_checkpoint(self, saved: Mapping[str, Any]) -> None:
+        """Before a checkpoint's fingerprint is checked: the task it was written under (merged rules)."""
+        from hebbian_es.core.merging import apply_saved_merges
+
+        self.task = apply_saved_merges(self.task, saved)
+        if self.merger is not None:
+            self.merger.adopt(saved)
 
     def restore(self, saved: Mapping[str, Any]) -> None:
         self.state = self.optimizer.load_state_dict(saved["optimizer"])
@@ -171,6 +183,12 @@ class ESRun:
         for obs in self.observers:
             obs.on_end(self, status, error)
 
+    def reopen_evaluator(self) -> None:
+        """A new evaluator for a changed task (a merge): the workers receive the task when they start."""
+        if self.evaluator is not None:
+            self.evaluator.close()
+            self.evaluator = self._make_evaluator()
+
     def close_evaluator(self, abort: bool = False) -> None:
         """Stop the training workers (before the test protocol opens its own; abort: now)."""
         if self.evaluator is not None:
@@ -196,6 +214,8 @@ class ESRun:
     # ---- one generation ------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
         t0 = time.perf_counter()
+        if self.merger is not None:  # a merge due before this generation changes task and centre
+            self.merger.before_generation(self)
         gen = self.generation
         state, population = self.optimizer.ask(self.state)
         center = self.optimizer.center(state)

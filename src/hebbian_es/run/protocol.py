@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from hebbian_es import config as config_schema
+from hebbian_es.core.merging import apply_saved_merges
 from hebbian_es.core.task import TEST, TRAIN, Task, build_task, episode_seeds
 from hebbian_es.envs.spec import EnvSpec
 from hebbian_es.errors import ConfigError
@@ -121,6 +122,7 @@ def load_agent(
     cfg = replace(cfg, run_dir=str(rd.path))  # where it is now: files it names relatively (rule.assignment) move with it
     task = build_task(cfg, phase="test")
     saved = load_checkpoint(path, "restore it from a good copy, or pass checkpoint=best|last for the other one")
+    task = apply_saved_merges(task, saved)  # a run that merged its rules during evolution
     try:
         check_compatible(saved["task"], task.fingerprint(), path)
     except ConfigError as exc:

@@ -33,6 +33,7 @@ from hebbian_es.files import storage_error, write_json_atomic, write_text_atomic
 from hebbian_es.run import protocol
 from hebbian_es.run.checkpoint import check_compatible, load_checkpoint
 from hebbian_es.run.loop import BudgetSpent, ESRun, WallClockBudget
+from hebbian_es.run.merging import RuleMerger, plan_merges
 from hebbian_es.run.observers import NO_CREDENTIALS, CheckpointObserver, MetricsObserver, ProgressObserver, StatusObserver, WandbObserver, api_key_configured
 from hebbian_es.run.rundir import RunDir, RunDirUnwritable, RunLock, Status
 
@@ -77,21 +78,24 @@ def build_run(conf: Any, rundir: RunDir) -> ESRun:
         raise ConfigError(f"logger.wandb.mode=online: {NO_CREDENTIALS} (or use logger.wandb.mode=offline)")
     task = build_task(conf, phase="train")
     optimizer = make_optimizer(conf.optimizer)
+    plan = plan_merges(conf, task, optimizer)  # rule.merge.*: merging during evolution
     # An optimiser whose full state is too large to rewrite into every last.pt (Nevergrad)
     # keeps it in files of its own next to it, written every k generations.
     if hasattr(optimizer, "use_checkpoint_dir"):
         optimizer.use_checkpoint_dir(rundir.checkpoints)
-    return ESRun(
+    run = ESRun(
         task,
         optimizer,
-        lambda: make_evaluator(conf.evaluator, task, phase="train"),
+        lambda: make_evaluator(conf.evaluator, run.task, phase="train"),  # run.task: a merge changes it
         seed=conf.seed,
         generations=conf.generations,
         episodes_per_eval=conf.fitness.episodes,
         l2_penalty=conf.fitness.l2_penalty,
         draws=conf.fitness.draws,
         run_id=str(rundir.path),
+        merger=RuleMerger(plan, conf.seed) if plan is not None else None,
     )
+    return run
 
 
 def resumable(run: ESRun, rundir: RunDir, resume: str) -> dict[str, Any] | None:
@@ -102,6 +106,7 @@ def resumable(run: ESRun, rundir: RunDir, resume: str) -> dict[str, Any] | None:
         raise ConfigError(f"run_dir={str(rundir.path)!r} already holds a run and resume=never; choose another run_dir")
     path = rundir.last
     saved = load_checkpoint(path, f"to start this run over, move it away (mv {path} {path}.damaged); or use another run_dir")
+    run.adopt_checkpoint(saved)  # a run that merged its rules: the merged task
     check_compatible(saved["task"], run.task.fingerprint(), rundir.last)
     check_compatible({"seed": saved["seed"]}, {"seed": run.seed}, rundir.last)
     return saved
@@ -127,6 +132,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info("evolved parameters: %s", ", ".join(f"{k}={v:,}" for k, v in counts.items() if v))
             if run.task.plasticity_summary():  # shared rules, modulation: e.g. "61,440 -> 16 x 5 = 80"
                 log.info("%s", run.task.plasticity_summary())
+            if run.merger is not None:
+                log.info("rule.merge: %s", run.merger.describe())
             log.info("rule=%s coefficients/synapse=%d, run_dir=%s", run.task.rule.name, run.task.rule.coefficients_per_synapse, rundir.path)
             rundir.path.mkdir(parents=True, exist_ok=True)
             if run.is_main and not locks:
@@ -364,6 +371,7 @@ def finish(run: ESRun, rundir: RunDir, conf: Any, counts: dict[str, int]) -> dic
         "wall_time_s": run.wall_time,
         "nonfinite_fitness_total": run.nonfinite_total,
         "versions": versions(),
+        **({"merges": run.merger.history} if run.merger is not None else {}),
     }
     if run.is_main:
         write_json_atomic(rundir.summary, summary)
