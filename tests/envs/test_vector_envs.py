@@ -121,3 +121,17 @@ def test_env_vector_config_errors_are_one_line() -> None:
         load_batch_env("nowhere:Nothing")
     with pytest.raises(ConfigError, match=r"env.make_kwargs \['gravity'\] are not supported .*allowed: \['sutton_barto_reward'\]"):
         CartPole(gravity=3.0)
+
+
+def test_a_step_with_no_rows_left_is_a_no_op(compose_config) -> None:
+    """Every lifetime of a batch can end in one forward pass (non-finite outputs): the loop then
+    steps no row, as the per-env path steps no env (tests/e2e/test_e2e.py's all-blown-up run)."""
+    from hebbian_es.core.task import build_task
+    from hebbian_es.envs.runner import VectorRunner
+
+    spec = build_task(compose_config("env=pendulum", "network=small")).envs[0]
+    runner = VectorRunner(spec)
+    runner.reset([1, 2, 3])
+    before = runner.obs.copy()
+    reward, done = runner.step(np.zeros((3, 1), dtype=np.float32), np.array([], dtype=np.int64))
+    assert reward.shape == (0,) and done.shape == (0,) and np.array_equal(runner.obs, before)

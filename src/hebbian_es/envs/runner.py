@@ -117,6 +117,8 @@ class VectorRunner:
     def step(self, actions: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As PerEnvBatch.step; `actions` holds every row's action (rows not in `rows` are ignored)."""
         rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:  # every lifetime ended in this step's forward pass (blown up): nothing steps
+            return np.empty(0), np.empty(0, dtype=bool)
         n, rows = len(rows), self.env.rows(rows)  # a slice when every row steps
         acts = np.asarray(actions)[rows]
         if self.action_sign is not None:  # envs/variation.Varied._action, row by row
